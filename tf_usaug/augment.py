@@ -268,6 +268,10 @@ class NSTMethod(Method):
                                                          verbose=self.cfg.verbose)
         with _log.Stage(f"building the {self.cfg.backbone} stylizer (weights: {self.cfg.weights})",
                         log):
+            import tensorflow as tf
+
+            # Random ("none") weights must be the same network in every process and run.
+            tf.keras.utils.set_random_seed(self.cfg.seed)
             self.stylizer = Stylizer(
                 BackboneConfig(name=self.cfg.backbone, weights=self.cfg.weights),
                 StyleLossConfig(),

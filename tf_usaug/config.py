@@ -1,0 +1,51 @@
+"""Every default in one place: the configuration dataclasses of all stages.
+
+Each dataclass lives beside the code it configures (one source of truth); this module only
+gathers them so a reviewer can see, and print, the complete set with the papers' values:
+
+    python -m tf_usaug.config            # every field, its default and its documentation
+"""
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import sys
+
+from .augment import AugmentConfig
+from .backbones import BackboneConfig
+from .distributed import HorovodTrainingConfig
+from .losses import StyleLossConfig
+from .nst import NSTConfig
+from .relevance import RelevanceConfig
+from .srad import SRADConfig
+from .transforms import TraditionalConfig
+
+ALL_CONFIGS = (AugmentConfig, BackboneConfig, StyleLossConfig, NSTConfig, RelevanceConfig,
+               SRADConfig, TraditionalConfig, HorovodTrainingConfig)
+
+__all__ = [c.__name__ for c in ALL_CONFIGS] + ["ALL_CONFIGS", "describe"]
+
+
+def describe(cls) -> str:
+    """A plain-text table of one dataclass: field, default, and its docstring."""
+    lines = [f"{cls.__module__}.{cls.__name__}"]
+    doc = inspect.getdoc(cls) or ""
+    lines += ["    " + line for line in doc.splitlines()]
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+            default = f.default_factory()  # type: ignore[misc]
+        else:
+            default = "(required)"
+        lines.append(f"  {f.name:28s} = {default!r}")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    print("\n\n".join(describe(c) for c in ALL_CONFIGS))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
