@@ -19,6 +19,15 @@ def test_encode_png_round_trips_8bit_values():
     assert set(np.unique(dec)) == {0, 255}
 
 
+def test_atomic_write_gives_umask_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = atomic_write_bytes(tmp_path / "x.bin", b"data")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
 def test_atomic_write_keeps_old_file_when_writing_fails(tmp_path, monkeypatch):
     target = tmp_path / "a" / "file.bin"
     atomic_write_bytes(target, b"old")

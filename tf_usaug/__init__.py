@@ -6,6 +6,7 @@ Modules, one concept each:
     crop         ``crop_to_scan``: cut the imaging sector out of scanner screenshots
     simulate     PyMUST B-mode phantoms (the bundled demo data)
     srad         speckle-reducing anisotropic diffusion (numpy and batched TF)
+    metrics      SSIM, PSNR, speckle index, grey-histogram JS distance
     transforms   traditional geometric augmentation (image + mask together)
     backbones    ResNet50 / VGG19 feature extractors
     losses       NST losses (content, Gram, MMD, multi-reference, masked, TV)
@@ -14,6 +15,8 @@ Modules, one concept each:
     distributed  Horovod glue: ranks, sharding, GPU pinning, training helpers
     outputs      atomic writes, per-item records, manifest and summary
     augment      the main job (``python -m tf_usaug.augment``)
+    scaling      strong-scaling CSV, table and plot
+    config       every configuration dataclass in one place
 """
 import os as _os
 

@@ -476,7 +476,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Augment ultrasound images (NST with MMD + multi-reference style loss and "
                     "LRP-weighted content loss; traditional; SRAD). Without --content it runs "
                     "the 'demo' preset on the bundled demo data.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        epilog="presets (explicit flags override them): paper = the AugmentConfig defaults "
+               "(224 px, 1000 iterations, ImageNet weights, 5 outputs per image, 3 style "
+               "references); demo = " + ", ".join(f"{k}={v}" for k, v in PRESETS["demo"].items()
+                                                  if k != "content")
+               + " on the bundled demo data. All defaults: python -m tf_usaug.config",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     a = p.add_argument
     a("--preset", choices=sorted(PRESETS), default=None,
       help="named settings; default 'demo' without --content, else 'paper'")

@@ -17,11 +17,12 @@ from .distributed import HorovodTrainingConfig
 from .losses import StyleLossConfig
 from .nst import NSTConfig
 from .relevance import RelevanceConfig
+from .simulate import SimulationConfig
 from .srad import SRADConfig
 from .transforms import TraditionalConfig
 
 ALL_CONFIGS = (AugmentConfig, BackboneConfig, StyleLossConfig, NSTConfig, RelevanceConfig,
-               SRADConfig, TraditionalConfig, HorovodTrainingConfig)
+               SRADConfig, TraditionalConfig, SimulationConfig, HorovodTrainingConfig)
 
 __all__ = [c.__name__ for c in ALL_CONFIGS] + ["ALL_CONFIGS", "describe"]
 

@@ -1,0 +1,124 @@
+"""Strong scaling of the generation job: the same NST workload at np = 1 and np = 2 (or more).
+
+    python benchmarks/strong_scaling.py                     # np 1 2, one thread per rank
+    python benchmarks/strong_scaling.py --np 1 2 4 --threads 1 --iterations 100
+
+Each np runs ``horovodrun -np N --gloo python -m tf_usaug.augment ...`` into a fresh output
+folder (fresh relevance cache too, so every run pays its start-up and relevance stage), in one
+invocation of this script so the numbers are comparable. Two efficiencies are reported:
+
+* throughput efficiency: images per busy second summed over ranks (from summary.json; the
+  generation itself, without start-up), divided by np x the np = 1 value;
+* wall-clock efficiency: T(1) / (np x T(np)) of the whole command, start-up, relevance stage
+  and final merge included.
+
+Results go to ``benchmarks/results/strong_scaling.json`` and, as rows, to a CSV that
+``python -m tf_usaug.scaling report`` can plot.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tf_usaug.scaling import append_row, job_throughput, make_row  # noqa: E402
+
+
+def horovodrun() -> str:
+    cand = Path(sys.executable).with_name("horovodrun")
+    return str(cand) if cand.exists() else (shutil.which("horovodrun") or "horovodrun")
+
+
+def run_once(np_: int, args: argparse.Namespace, workdir: Path) -> dict:
+    out = workdir / f"np{np_}"
+    cmd = [horovodrun(), "-np", str(np_), "--gloo", sys.executable, "-m", "tf_usaug.augment",
+           "--no-progress", "--content", str(args.content), "--out", str(out),
+           "--method", "nst", "--size", str(args.size), "--iterations", str(args.iterations),
+           "--per-image", str(args.per_image), "--batch-size", str(args.batch_size),
+           "--weights", args.weights, "--threads", str(args.threads), "--seed", "0",
+           *args.extra]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", OMP_NUM_THREADS=str(args.threads))
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        sys.exit(f"np={np_} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    summary = json.loads((out / "summary.json").read_text())
+    throughput = job_throughput(summary, np_)
+    return {"np": np_, "wall_seconds": round(wall, 2), "images": summary["images"],
+            "images_per_second": round(summary["images"] / wall, 4),
+            "images_per_busy_second": round(throughput["images_per_busy_second"], 4),
+            "per_rank": summary["per_rank"], "summary": summary}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--np", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--threads", type=int, default=1, help="CPU threads per rank")
+    p.add_argument("--content", type=Path, default=REPO / "tf_usaug" / "demo_data")
+    p.add_argument("--size", type=int, default=64)
+    p.add_argument("--iterations", type=int, default=100)
+    p.add_argument("--per-image", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--weights", default="none")
+    p.add_argument("--csv", type=Path, default=REPO / "benchmarks" / "results" /
+                   "strong_scaling.csv")
+    p.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" /
+                   "strong_scaling.json")
+    p.add_argument("extra", nargs=argparse.REMAINDER,
+                   help="further augment arguments after --, e.g. -- --relevance-rule lrp.epsilon")
+    args = p.parse_args(argv)
+    args.extra = [a for a in args.extra if a != "--"]
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="usaug-scaling-") as tmp:
+        for np_ in args.np:
+            row = run_once(np_, args, Path(tmp))
+            rows.append(row)
+            print(f"np={np_}: wall {row['wall_seconds']:.1f} s, {row['images']} images, "
+                  f"{row['images_per_busy_second']:.3f} img/busy-s", flush=True)
+    base = rows[0]
+    for row in rows:
+        k = row["np"] / base["np"]
+        row["speedup"] = round(base["wall_seconds"] / row["wall_seconds"], 3)
+        row["efficiency_wall"] = round(row["speedup"] / k, 3)
+        row["efficiency_throughput"] = round(
+            row["images_per_busy_second"] / (k * base["images_per_busy_second"]), 3)
+
+    print("\n| np | wall s | images | img/s | speed-up | wall eff. | img/busy-s | throughput eff. |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        print(f"| {r['np']} | {r['wall_seconds']:.1f} | {r['images']} | "
+              f"{r['images_per_second']:.3f} | {r['speedup']:.2f} | {r['efficiency_wall']:.2f} | "
+              f"{r['images_per_busy_second']:.3f} | {r['efficiency_throughput']:.2f} |")
+    machine = {"host": platform.node(), "cpu": platform.processor() or platform.machine(),
+               "cores": os.cpu_count(), "threads_per_rank": args.threads}
+    workload = (f"nst {args.size}px x{args.iterations} it, per-image {args.per_image}, "
+                f"batch {args.batch_size}, weights {args.weights}, {args.threads} thread/rank "
+                + " ".join(args.extra)).strip()
+    run_id = time.strftime("bench-%Y%m%dT%H%M%S")
+    for r in rows:
+        append_row(args.csv, make_row(run_id, r["np"], r["wall_seconds"], r.pop("summary"),
+                                      host=machine["host"], cpu=str(machine["cpu"]),
+                                      launcher="horovodrun --gloo", workload=workload,
+                                      date=time.strftime("%Y-%m-%d %H:%M:%S")))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({"machine": machine, "workload": workload, "settings": {
+        k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
+        if k not in ("csv", "json")}, "rows": rows}, indent=2) + "\n")
+    print(f"\nwrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Training the GAN baselines (alpha-WGAN-GP of paper 003, StyleGAN2-ADA of paper 004).
+# Runs `python -m tf_usaug.train_gan ARGS` on NP Horovod ranks (horovodrun --gloo).
+#   NP=8 hvd_jobs/train_gan.sh --data aug/ --out runs/gan
+#   DRY_RUN=1 NP=8 hvd_jobs/train_gan.sh ...     # print the horovodrun command only
+# Environment: NP, HOSTS, PYTHON, HOROVODRUN, EXTRA, MODULE, DRY_RUN (see hvd_jobs/_launch.sh).
+set -euo pipefail
+# shellcheck source=hvd_jobs/_launch.sh
+source "$(dirname "${BASH_SOURCE[0]}")/_launch.sh"
+hvd_launch tf_usaug.train_gan "$@"
