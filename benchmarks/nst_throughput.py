@@ -14,10 +14,19 @@ What is measured, in one process on ``--threads`` CPU threads (default 1):
     matrices) and the elementwise work are not counted, so this is a lower bound.
 
 One row per engine variant, to show what the default buys: the plain Keras graph (batch
-normalisation unfolded), BN folded into the convolutions (default), BN folded + XLA.
+normalisation unfolded), BN folded into the convolutions (default), BN folded + XLA, and a
+what-if row with a *benchmark-only prototype* of a fused style loss (one Gram per layer and a
+one-matmul custom gradient; checked against ``losses.style_loss`` first, see
+:func:`fused_loss_prototype_class`) that shows what a faster ``losses.py`` would give. For
+the default and the prototype rows the CPU time of one image-iteration is split into the
+backbone (forward + input gradient) and the losses (forward + gradient w.r.t. features).
 Finally the default variant is timed at each ``--extrapolate`` size and at half of it, and the
 seconds per image for ``NSTConfig().iterations`` (1000) steps are extrapolated: single-scale,
 and with the default multi-resolution schedule (half the steps at half size).
+
+Every rate is given from wall time and, in brackets, from the process's CPU time: on a shared
+machine a one-thread run's CPU time does not count the time other jobs hold the core, so it
+is the steadier number (with ``--threads`` > 1 it sums over threads: use wall time).
 
 Usage (from the repository root; weights are random: nothing is downloaded)::
 
@@ -39,10 +48,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "nst_throughput.json"
 VARIANTS = {
-    # name: (fold_batchnorm, xla)
-    "keras_graph": (False, False),
-    "bn_folded": (True, False),
-    "bn_folded_xla": (True, True),
+    # name: (fold_batchnorm, xla, fused style-loss prototype)
+    "keras_graph": (False, False, False),
+    "bn_folded": (True, False, False),
+    "bn_folded_xla": (True, True, False),
+    "fused_loss_prototype": (True, False, True),
 }
 DEFAULT_VARIANT = "bn_folded"
 
@@ -55,6 +65,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=4, help="steps per timed call (4)")
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per row (5)")
     parser.add_argument("--backbone", default="resnet50", choices=("resnet50", "vgg19"))
+    parser.add_argument("--style-kind", default="proposed",
+                        help="losses.StyleLossConfig kind (proposed)")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS),
                         help="engine variants to time (all)")
     parser.add_argument("--extrapolate", type=int, nargs="*", default=[224, 128],
@@ -85,26 +97,33 @@ def median(values) -> float:
     return float(np.median(values))
 
 
-def time_calls(call, repeats: int) -> list[float]:
-    """Wall-clock seconds of ``repeats`` calls, after one untimed warm-up call."""
+def time_calls(call, repeats: int) -> tuple[list[float], list[float]]:
+    """Wall-clock and process-CPU seconds of ``repeats`` calls, after one warm-up call.
+
+    On a machine shared with other jobs the CPU time of a one-thread run is the steadier
+    measure (it does not count the time other processes hold the core).
+    """
     call()
-    seconds = []
+    wall, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         call()
-        seconds.append(time.perf_counter() - start)
-    return seconds
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return wall, cpu
 
 
-def matmul_gflops(side: int, repeats: int) -> list[float]:
-    """GFLOP/s of ``repeats`` float32 ``side x side`` matmuls (2 side^3 FLOPs each)."""
+def matmul_gflops(side: int, repeats: int) -> tuple[list[float], list[float]]:
+    """GFLOP/s of ``repeats`` float32 ``side x side`` matmuls (2 side^3 FLOPs each), from
+    wall time and from CPU time."""
     import tensorflow as tf
 
     a = tf.random.stateless_normal([side, side], seed=[1, 2])
     b = tf.random.stateless_normal([side, side], seed=[3, 4])
     product = tf.function(lambda: tf.reduce_sum(tf.linalg.matmul(a, b)))
-    seconds = time_calls(lambda: product().numpy(), repeats)
-    return [2.0 * side ** 3 / s / 1e9 for s in seconds]
+    wall, cpu = time_calls(lambda: product().numpy(), repeats)
+    flop = 2.0 * side ** 3 / 1e9
+    return [flop / s for s in wall], [flop / s for s in cpu]
 
 
 def demo_batch(count: int, size: int, seed: int = 0):
@@ -136,14 +155,16 @@ class StepTimer:
         problem = self.stylizer.prepare(pixels, tf.convert_to_tensor(styles))
         return self.stylizer.initial_state(pixels), problem
 
-    def rate(self, contents, styles, steps: int, repeats: int) -> tuple[float, list[float]]:
-        """Image-iterations per second of a batched step (median) and the per-call seconds."""
+    def rate(self, contents, styles, steps: int, repeats: int) -> dict:
+        """Image-iterations per second of a batched step (medians of wall and CPU time)."""
         state, problem = self.problem(contents, styles)
-        seconds = time_calls(
+        wall, cpu = time_calls(
             lambda: self.stylizer.run_steps(state, problem, steps)[1].numpy(), repeats)
-        return contents.shape[0] * steps / median(seconds), seconds
+        work = contents.shape[0] * steps
+        return {"img_it_per_s": work / median(wall), "img_it_per_s_cpu": work / median(cpu),
+                "seconds": wall, "cpu_seconds": cpu}
 
-    def loop_rate(self, contents, styles, steps: int, repeats: int) -> tuple[float, list]:
+    def loop_rate(self, contents, styles, steps: int, repeats: int) -> dict:
         """Image-iterations per second of a Python loop over B = 1 problems."""
         singles = [self.problem(contents[i:i + 1], styles[i:i + 1])
                    for i in range(contents.shape[0])]
@@ -152,17 +173,162 @@ class StepTimer:
             for state, problem in singles:
                 self.stylizer.run_steps(state, problem, steps)[1].numpy()
 
-        seconds = time_calls(call, repeats)
-        return contents.shape[0] * steps / median(seconds), seconds
+        wall, cpu = time_calls(call, repeats)
+        work = contents.shape[0] * steps
+        return {"img_it_per_s": work / median(wall), "img_it_per_s_cpu": work / median(cpu),
+                "seconds": wall, "cpu_seconds": cpu}
+
+    def breakdown(self, contents, styles, repeats: int) -> dict:
+        """CPU milliseconds per image-iteration of the step's parts: the backbone (forward +
+        input gradient, with a sum-of-squares loss on the same layers) and the NST losses
+        (forward + gradient w.r.t. fixed features)."""
+        import tensorflow as tf
+
+        stylizer = self.stylizer
+        pixels = tf.convert_to_tensor(contents[..., None])
+        _, problem = self.problem(contents, styles)
+        features = stylizer.extractor(pixels)
+
+        @tf.function(autograph=False)
+        def backbone(x):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                outputs = stylizer.extractor(x)
+                total = tf.add_n([tf.reduce_sum(tf.square(f)) for f in outputs.values()])
+            return tape.gradient(total, x)
+
+        @tf.function(autograph=False)
+        def loss(feats):
+            with tf.GradientTape() as tape:
+                tape.watch(feats)
+                terms = stylizer.loss_terms_from_features(feats, problem, tf.constant(0))
+                total = tf.reduce_sum(terms["total"])
+            return tape.gradient(total, feats)
+
+        batch = contents.shape[0]
+        _, cpu_backbone = time_calls(lambda: backbone(pixels).numpy(), repeats)
+        _, cpu_loss = time_calls(
+            lambda: [g.numpy() for g in loss(features).values()], repeats)
+        return {"backbone_ms": 1e3 * median(cpu_backbone) / batch,
+                "loss_ms": 1e3 * median(cpu_loss) / batch}
 
 
-def build_stylizer(backbone: str, fold: bool, xla: bool):
+def build_stylizer(backbone: str, style_kind: str, fold: bool, xla: bool, fused: bool = False):
     from tf_usaug.backbones import BackboneConfig
     from tf_usaug.losses import StyleLossConfig
     from tf_usaug.nst import NSTConfig, Stylizer
 
-    return Stylizer(BackboneConfig(name=backbone, weights="none", fold_batchnorm=fold),
-                    StyleLossConfig(), NSTConfig(xla=xla))
+    cls = fused_loss_prototype_class() if fused else Stylizer
+    return cls(BackboneConfig(name=backbone, weights="none", fold_batchnorm=fold),
+               StyleLossConfig(kind=style_kind), NSTConfig(xla=xla))
+
+
+def fused_loss_prototype_class():
+    """A Stylizer whose style loss is a *benchmark-only prototype* of a faster losses.py.
+
+    What-if row for ``losses.style_loss`` with ``kind="proposed"``, the c = 0 polynomial kernel,
+    no masks: per layer ``a ||S - A||^2 + b ||S - B||^2 = (a + b) ||S - C||^2 + const`` with
+    ``S = F^T F / M`` the generated second moment, A / B the MMD / multi-reference targets
+    and ``C = (a A + b B) / (a + b)``: one Gram per layer instead of two, ``C`` and ``const``
+    computed once per batch, and a custom gradient ``dL/dF = 4 s / M * F (S - C)`` (one
+    matmul instead of two). It reads ``build_style_targets``' internal keys, and its values
+    and gradients are checked against ``losses.style_loss`` before it is timed
+    (:func:`check_fused_prototype`). Not used by the engine.
+    """
+    import tensorflow as tf
+
+    from tf_usaug import losses
+    from tf_usaug.nst import Stylizer
+
+    def gram_distance(flat, target, scale):
+        """``scale * ||F^T F / M - target||^2`` per image with a one-matmul gradient."""
+        @tf.custom_gradient
+        def value(features):
+            positions = tf.cast(tf.shape(features)[1], features.dtype)
+            diff = tf.linalg.matmul(features, features, transpose_a=True) / positions - target
+
+            def grad(upstream):
+                factor = (4.0 * scale / positions) * upstream[:, None, None]
+                return tf.linalg.matmul(features, diff) * factor
+
+            return scale * tf.reduce_sum(tf.square(diff), axis=[1, 2]), grad
+        return value(flat)
+
+    class FusedLossPrototype(Stylizer):
+        def prepare(self, *args, **kwargs):
+            problem = super().prepare(*args, **kwargs)
+            cfg = self.style_cfg
+            a, b = cfg.mmd_weight, cfg.multi_reference_weight
+            targets = {}
+            for layer, target in problem.style_targets.items():
+                first = target["mmd"]["second_moment"][:, 0]
+                second = target["multi_reference"]["second_moment"][:, 0]
+                combined = (a * first + b * second) / (a + b)
+                def energy(m):
+                    return tf.reduce_sum(tf.square(m), axis=[1, 2])
+                constant = a * energy(first) + b * energy(second) - (a + b) * energy(combined)
+                targets[layer] = dict(target, fused_target=combined, fused_constant=constant)
+            return problem._replace(style_targets=targets)
+
+        def loss_terms_from_features(self, features, problem, step, pixels=None):
+            if "fused_target" not in next(iter(problem.style_targets.values())):
+                return super().loss_terms_from_features(features, problem, step, pixels)
+            cfg = self.style_cfg
+            terms = {"content": losses.content_loss(features[self.content_layer],
+                                                    problem.content_features,
+                                                    weight=problem.content_weights)
+                     / problem.content_scale}
+            style = 0.0
+            for layer in self.style_layers:
+                target = problem.style_targets[layer]
+                feats = features[layer]
+                channels = float(feats.shape[-1])
+                flat = tf.reshape(feats, tf.stack([tf.shape(feats)[0], -1, feats.shape[-1]]))
+                scale = (cfg.mmd_weight + cfg.multi_reference_weight) / (4.0 * channels ** 2)
+                raw = (gram_distance(flat, target["fused_target"], scale)
+                       + target["fused_constant"] / (4.0 * channels ** 2))
+                value = cfg.layer_weight(layer) * raw / problem.style_scales[layer]
+                terms[f"style/{layer}"] = value
+                style = style + value
+            terms["style"] = style
+            terms["total"] = (self.cfg.content_weight * terms["content"]
+                              + self.cfg.style_weight * style)
+            return terms
+
+    return FusedLossPrototype
+
+
+def check_fused_prototype(stylizer, contents, styles) -> float:
+    """Largest relative difference of the prototype's loss and pixel gradient from the real
+    ``losses.style_loss`` path (raises if above 1e-3)."""
+    import numpy as np
+    import tensorflow as tf
+
+    from tf_usaug.nst import Stylizer
+
+    pixels = tf.convert_to_tensor(np.clip(contents[..., None] * 0.8 + 0.1, 0, 1))
+    problem = stylizer.prepare(tf.convert_to_tensor(contents[..., None]),
+                               tf.convert_to_tensor(styles))
+    reference = {k: v for k, v in problem.style_targets.items()}
+    plain = problem._replace(style_targets={k: {n: t for n, t in v.items()
+                                                if not n.startswith("fused_")}
+                                            for k, v in reference.items()})
+
+    def value_and_gradient(loss_fn, prob):
+        with tf.GradientTape() as tape:
+            tape.watch(pixels)
+            total = tf.reduce_sum(loss_fn(stylizer.extractor(pixels), prob, tf.constant(0),
+                                          pixels)["total"])
+        return total.numpy(), tape.gradient(total, pixels).numpy()
+
+    fused_value, fused_grad = value_and_gradient(stylizer.loss_terms_from_features, problem)
+    real_value, real_grad = value_and_gradient(
+        lambda *a: Stylizer.loss_terms_from_features(stylizer, *a), plain)
+    error = max(abs(fused_value - real_value) / abs(real_value),
+                float(np.abs(fused_grad - real_grad).max() / np.abs(real_grad).max()))
+    if error > 1e-3:
+        raise AssertionError(f"fused-loss prototype differs from losses.style_loss by {error}")
+    return error
 
 
 def run(args) -> dict:
@@ -175,42 +341,58 @@ def run(args) -> dict:
     from tf_usaug.nst import NSTConfig, split_iterations
 
     load_before = os.getloadavg()
-    matmul = matmul_gflops(args.matmul, args.repeats)
+    matmul, matmul_cpu = matmul_gflops(args.matmul, args.repeats)
     contents, styles = demo_batch(args.batch, args.size)
     rows, stylizers = [], {}
     for name in args.variants:
-        fold, xla = VARIANTS[name]
-        stylizer = stylizers[name] = build_stylizer(args.backbone, fold, xla)
+        fold, xla, fused = VARIANTS[name]
+        if fused and args.style_kind != "proposed":
+            continue
+        stylizer = stylizers[name] = build_stylizer(args.backbone, args.style_kind, fold, xla,
+                                                    fused)
         timer = StepTimer(stylizer)
+        prototype_error = check_fused_prototype(stylizer, contents, styles) if fused else None
         flop = 2 * forward_conv_flops(stylizer.extractor, args.size, args.size) / 1e9
-        batched, seconds = timer.rate(contents, styles, args.steps, args.repeats)
-        row = {"variant": name, "fold_batchnorm": fold, "xla": xla, "size": args.size,
+        batched = timer.rate(contents, styles, args.steps, args.repeats)
+        row = {"variant": name, "fold_batchnorm": fold, "xla": xla, "fused_loss_prototype": fused,
+               "prototype_max_relative_error": prototype_error, "size": args.size,
                "batch": args.batch, "steps_per_call": args.steps,
-               "gflop_per_image_iteration": flop, "img_it_per_s_batched": batched,
-               "seconds_batched": seconds, "gflops_batched": flop * batched}
+               "gflop_per_image_iteration": flop, "batched": batched,
+               "gflops": flop * batched["img_it_per_s"],
+               "gflops_cpu": flop * batched["img_it_per_s_cpu"]}
         if not args.no_loop:
-            single, seconds = timer.loop_rate(contents, styles, args.steps, args.repeats)
-            row.update(img_it_per_s_loop=single, seconds_loop=seconds,
-                       batching_speedup=batched / single)
+            single = timer.loop_rate(contents, styles, args.steps, args.repeats)
+            row.update(loop=single,
+                       batching_speedup=batched["img_it_per_s"] / single["img_it_per_s"],
+                       batching_speedup_cpu=(batched["img_it_per_s_cpu"]
+                                             / single["img_it_per_s_cpu"]))
+        if name in (DEFAULT_VARIANT, "fused_loss_prototype"):
+            parts = timer.breakdown(contents, styles, args.repeats)
+            parts["step_ms"] = 1e3 / batched["img_it_per_s_cpu"]
+            row["breakdown_cpu"] = parts
         rows.append(row)
-        print(f"  {name:14s} B={args.batch}: {batched:6.2f} img-it/s", file=sys.stderr)
-    matmul += matmul_gflops(args.matmul, args.repeats)
-    matmul_rate = median(matmul)
+        print(f"  {name:20s} B={args.batch}: {batched['img_it_per_s']:6.2f} img-it/s "
+              f"({batched['img_it_per_s_cpu']:.2f} by CPU time)", file=sys.stderr)
+    after, after_cpu = matmul_gflops(args.matmul, args.repeats)
+    matmul, matmul_cpu = matmul + after, matmul_cpu + after_cpu
+    matmul_rate, matmul_rate_cpu = median(matmul), median(matmul_cpu)
     for row in rows:
-        row["fraction_of_matmul"] = row["gflops_batched"] / matmul_rate
+        row["fraction_of_matmul"] = row["gflops"] / matmul_rate
+        row["fraction_of_matmul_cpu"] = row["gflops_cpu"] / matmul_rate_cpu
 
     extrapolation = []
     cfg = NSTConfig()
     if args.extrapolate:
         timer = StepTimer(stylizers.get(DEFAULT_VARIANT)
-                          or build_stylizer(args.backbone, *VARIANTS[DEFAULT_VARIANT]))
+                          or build_stylizer(args.backbone, args.style_kind,
+                                            *VARIANTS[DEFAULT_VARIANT]))
         budgets = split_iterations(cfg.iterations, (1.0,) * len(cfg.scales))
         for size in args.extrapolate:
             rates = {}
-            for scale in sorted(set(cfg.scales)):
+            for scale in sorted(set(cfg.scales) | {1.0}):
                 side = max(32, round(scale * size))
                 c, s = demo_batch(args.batch, side)
-                rates[scale] = timer.rate(c, s, args.steps, args.repeats)[0]
+                rates[scale] = timer.rate(c, s, args.steps, args.repeats)["img_it_per_s"]
             multi = sum(b / rates[scale] for scale, b in zip(cfg.scales, budgets))
             extrapolation.append({
                 "size": size, "batch": args.batch, "img_it_per_s": rates[1.0],
@@ -221,8 +403,10 @@ def run(args) -> dict:
     return {
         "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
         "threads": args.threads, "backbone": args.backbone, "weights": "none",
+        "style_kind": args.style_kind,
         "deepest_layer": stylizers[args.variants[0]].extractor.layers,
         "matmul_side": args.matmul, "matmul_gflops": matmul, "matmul_gflops_median": matmul_rate,
+        "matmul_gflops_cpu": matmul_cpu, "matmul_gflops_cpu_median": matmul_rate_cpu,
         "rows": rows, "extrapolation": extrapolation,
         "load_average_before": list(load_before), "load_average_after": list(os.getloadavg()),
         "cpu_count": os.cpu_count(), "machine": platform.machine(),
@@ -234,20 +418,37 @@ def run(args) -> dict:
 
 
 def table(result: dict) -> str:
-    """The results as a plain-text table."""
+    """The results as a plain-text table (rates from wall time, CPU time in brackets)."""
     lines = [f"NST step, {result['backbone']} (random weights) up to "
-             f"{result['deepest_layer'][-1]}, {result['threads']} thread(s); "
-             f"matmul {result['matmul_side']}^2: {result['matmul_gflops_median']:.1f} GFLOP/s",
-             f"{'variant':15s} {'size':>4s} {'GFLOP/it':>8s} {'B img-it/s':>10s} "
-             f"{'B=1 img-it/s':>12s} {'batch x':>7s} {'GFLOP/s':>8s} {'of matmul':>9s}"]
+             f"{result['deepest_layer'][-1]}, style loss {result['style_kind']!r}, "
+             f"{result['threads']} thread(s); matmul {result['matmul_side']}^2: "
+             f"{result['matmul_gflops_median']:.1f} GFLOP/s "
+             f"({result['matmul_gflops_cpu_median']:.1f} by CPU time)",
+             f"{'variant':20s} {'size':>4s} {'GFLOP/it':>8s} {'B img-it/s':>15s} "
+             f"{'B=1 img-it/s':>15s} {'batch x':>7s} {'GFLOP/s':>13s} {'of matmul':>11s}"]
+
+    def pair(a, b, fmt):
+        return f"{a:{fmt}} ({b:{fmt}})"
+
     for row in result["rows"]:
-        single = row.get("img_it_per_s_loop")
-        loop = f"{single:12.2f}" if single else f"{'-':>12s}"
-        speedup = f"{row['batching_speedup']:7.2f}" if single else f"{'-':>7s}"
+        batched, single = row["batched"], row.get("loop")
+        loop = (pair(single["img_it_per_s"], single["img_it_per_s_cpu"], ".1f") if single
+                else "-")
+        speedup = f"{row['batching_speedup']:.2f}" if single else "-"
         lines.append(
-            f"{row['variant']:15s} {row['size']:4d} {row['gflop_per_image_iteration']:8.2f} "
-            f"{row['img_it_per_s_batched']:10.2f} {loop} {speedup} "
-            f"{row['gflops_batched']:8.1f} {100 * row['fraction_of_matmul']:8.0f}%")
+            f"{row['variant']:20s} {row['size']:4d} {row['gflop_per_image_iteration']:8.2f} "
+            f"{pair(batched['img_it_per_s'], batched['img_it_per_s_cpu'], '.1f'):>15s} "
+            f"{loop:>15s} {speedup:>7s} {pair(row['gflops'], row['gflops_cpu'], '.0f'):>13s} "
+            f"{pair(100 * row['fraction_of_matmul'], 100 * row['fraction_of_matmul_cpu'], '.0f')}"
+            f" %")
+        if "breakdown_cpu" in row:
+            parts = row["breakdown_cpu"]
+            lines.append(f"    CPU ms per image-iteration: whole step {parts['step_ms']:.1f}; "
+                         f"timed alone: backbone fwd+bwd {parts['backbone_ms']:.1f}, "
+                         f"losses fwd+bwd {parts['loss_ms']:.1f}")
+        if row.get("prototype_max_relative_error") is not None:
+            lines.append(f"    prototype vs losses.style_loss: max relative difference of loss "
+                         f"and pixel gradient {row['prototype_max_relative_error']:.1e}")
     for ext in result["extrapolation"]:
         lines.append(f"{ext['size']}x{ext['size']}: {ext['img_it_per_s']:.2f} img-it/s -> "
                      f"{ext['seconds_per_image_single_scale']:.0f} s/image for 1000 iterations "

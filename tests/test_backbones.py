@@ -125,6 +125,15 @@ def test_truncation_follows_requested_layers():
     assert set(extractor(tf.zeros([1, 32, 32, 1]))) == {"conv1_relu", "conv2_block1_out"}
 
 
+def test_random_weights_are_seeded(resnet, rng):
+    grey = rng.uniform(0, 1, (1, 32, 32, 1)).astype(np.float32)
+    again = build_extractor(BackboneConfig(weights="none"))
+    other = build_extractor(BackboneConfig(weights="none", seed=1))
+    want = resnet(grey)["conv3_block4_out"].numpy()
+    np.testing.assert_array_equal(again(grey)["conv3_block4_out"].numpy(), want)
+    assert np.abs(other(grey)["conv3_block4_out"].numpy() - want).max() > 1e-2 * np.abs(want).max()
+
+
 def test_preprocessing_happens_inside(resnet, rng):
     grey = rng.uniform(0, 1, (2, 40, 40, 1)).astype(np.float32)
     features = resnet(grey)

@@ -220,6 +220,10 @@ def test_multi_resolution_returns_full_size(small_extractor, tiny_batch, rng):
     np.testing.assert_array_equal(history["scale"], [0, 0, 0, 0, 1, 1])
     np.testing.assert_array_equal(history["iteration"], [4, 9, 14, 19, 24, 29])
     assert result.final["style"][0] < result.initial["style"][0]
+    unchanged = small_stylizer(small_extractor, iterations=0).stylize(contents, styles)
+    np.testing.assert_array_equal(unchanged.images, contents)
+    assert (unchanged.iterations == 0).all()
+    np.testing.assert_allclose(unchanged.final["total"], unchanged.initial["total"])
     coarse_only = small_stylizer(small_extractor, iterations=10, scales=(0.5,), tol=0)
     out = coarse_only.stylize(contents, styles).images
     assert out.shape == (2, 64, 64)
@@ -343,6 +347,7 @@ def test_benchmark_smoke(tmp_path):
                    cwd=repo, check=True, capture_output=True, timeout=600)
     result = json.loads(out.read_text())
     row = result["rows"][0]
-    assert row["gflop_per_image_iteration"] > 0 and row["img_it_per_s_batched"] > 0
+    assert row["gflop_per_image_iteration"] > 0 and row["batched"]["img_it_per_s"] > 0
+    assert row["loop"]["img_it_per_s"] > 0 and row["breakdown_cpu"]["backbone_ms"] > 0
     assert 0 < row["fraction_of_matmul"] < 2
     assert result["extrapolation"][0]["seconds_per_image_single_scale"] > 0

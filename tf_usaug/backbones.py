@@ -23,7 +23,7 @@ import difflib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -43,7 +43,7 @@ _DEFAULT_LAYERS = {
     "resnet50": (RESNET50_STYLE_LAYERS, RESNET50_CONTENT_LAYER),
     "vgg19": (VGG19_STYLE_LAYERS, VGG19_CONTENT_LAYER),
 }
-_WEIGHT_SUFFIXES = (".h5", ".hdf5", ".keras")
+_WEIGHT_SUFFIXES = (".h5", ".hdf5")
 
 
 class BackboneError(ValueError):
@@ -65,7 +65,10 @@ class BackboneConfig:
         content_layer: layer compared by the content loss (paper 002 eq. 2); ``None`` = the
             backbone's default.
         fold_batchnorm: fold inference-mode batch normalisation into the preceding
-            convolution (same outputs up to float rounding, about 15 % faster NST steps).
+            convolution (same outputs up to float rounding; removes the BN work from every
+            NST step, see benchmarks/nst_throughput.py).
+        seed: seeds the random initialisation with ``weights="none"``, so every process
+            (and every Horovod rank) builds the same random backbone.
     """
 
     name: str = "resnet50"
@@ -73,6 +76,7 @@ class BackboneConfig:
     style_layers: tuple[str, ...] | None = None
     content_layer: str | None = None
     fold_batchnorm: bool = True
+    seed: int = 0
 
     def __post_init__(self):
         self.name = str(self.name).lower()
@@ -108,6 +112,8 @@ def _application(name: str) -> tuple[Callable[..., tf.keras.Model], Callable]:
 def grey_to_backbone_input(images: tf.Tensor, preprocess_input: Callable) -> tf.Tensor:
     """Map grey ``[B, H, W, 1]`` in ``[0, 1]`` to the backbone's preprocessed RGB input.
 
+    Reference implementation of what :class:`FeatureExtractor` computes in affine form.
+
     Args:
         images: grey images, float, values in ``[0, 1]``.
         preprocess_input: the backbone's ``tf.keras.applications.<net>.preprocess_input``.
@@ -117,6 +123,25 @@ def grey_to_backbone_input(images: tf.Tensor, preprocess_input: Callable) -> tf.
     images = tf.convert_to_tensor(images, tf.float32)
     rgb = tf.repeat(images, 3, axis=-1) * 255.0
     return preprocess_input(rgb)
+
+
+def grey_affine(preprocess_input: Callable) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel ``(scale, offset)`` with ``grey_to_backbone_input(g) == g * scale + offset``.
+
+    Every Keras ``preprocess_input`` mode (Caffe: BGR flip and mean subtraction; "torch":
+    mean and std; "tf": to [-1, 1]) is affine per channel, and a grey pixel has three equal
+    channels, so evaluating it at grey 0 and 1 gives the map exactly; the flip and the slicing
+    then cost nothing in the optimisation step (their gradients were ~6 % of a ResNet50 step).
+
+    Raises:
+        ValueError: if ``preprocess_input`` is not affine on grey input.
+    """
+    probe = tf.constant([0.0, 1.0, 0.37], tf.float32)[:, None, None, None]
+    values = grey_to_backbone_input(probe, preprocess_input).numpy()[:, 0, 0, :]
+    offset, scale = values[0], values[1] - values[0]
+    if not np.allclose(values[2], 0.37 * scale + offset, rtol=1e-5, atol=1e-3):
+        raise ValueError("preprocess_input is not affine on grey images")
+    return scale.astype(np.float32), offset.astype(np.float32)
 
 
 def feature_layer_names(model: tf.keras.Model) -> list[str]:
@@ -129,6 +154,26 @@ def feature_layer_names(model: tf.keras.Model) -> list[str]:
         if isinstance(shape, tuple) and len(shape) == 4:
             names.append(layer.name)
     return names
+
+
+def seeded_initialisation(model: tf.keras.Model, seed: int) -> None:
+    """Re-draw every weight of ``model`` from its layer's own initializer, seeded.
+
+    Keras draws unseeded initial weights differently in every process; with ``seed`` layer
+    ``i`` uses ``seed * 100003 + i``, so a random backbone is reproducible. Initializers
+    without randomness (zeros, ones) are simply re-applied.
+    """
+    for index, layer in enumerate(model.layers):
+        for name in ("kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance"):
+            variable = getattr(layer, name, None)
+            initializer = getattr(layer, f"{name}_initializer", None)
+            if variable is None or initializer is None:
+                continue
+            config = initializer.get_config()
+            if "seed" in config:
+                config["seed"] = (int(seed) * 100003 + index) % (2 ** 31)
+            fresh = initializer.__class__.from_config(config)
+            variable.assign(tf.cast(fresh(variable.shape, tf.float32), variable.dtype))
 
 
 def check_layers(requested: Sequence[str], model: tf.keras.Model, backbone: str) -> None:
@@ -292,6 +337,7 @@ class FeatureExtractor:
     def __init__(self, model: tf.keras.Model, preprocess_input: Callable, config: BackboneConfig):
         self.model = model
         self.preprocess_input = preprocess_input
+        self.input_scale, self.input_offset = grey_affine(preprocess_input)
         self.config = config
         self.style_layers = tuple(config.style_layers)
         self.content_layer = config.content_layer
@@ -303,8 +349,8 @@ class FeatureExtractor:
 
     def __call__(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
         """Features of grey images ``[B, H, W, 1]`` in ``[0, 1]`` (inference mode)."""
-        outputs = self.model(grey_to_backbone_input(images, self.preprocess_input),
-                             training=False)
+        images = tf.convert_to_tensor(images, tf.float32)
+        outputs = self.model(images * self.input_scale + self.input_offset, training=False)
         return {name: tf.cast(outputs[name], tf.float32) for name in self.layers}
 
     def feature_shapes(self, height: int, width: int) -> dict[str, tuple[int, int, int]]:
@@ -342,6 +388,8 @@ def build_extractor(cfg: BackboneConfig | None = None,
         with _dtype_policy(policy):
             full = constructor(include_top=False, weights=None, input_shape=(None, None, 3))
     check_layers(cfg.layers, full, cfg.name)
+    if weights.lower() in ("none", ""):
+        seeded_initialisation(full, cfg.seed)
     if from_file:
         probe = tf.keras.Model(full.input, [full.get_layer(n).output for n in cfg.layers])
         load_weights_file(full, weights, [layer.name for layer in probe.layers])

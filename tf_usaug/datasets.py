@@ -149,13 +149,20 @@ def _discover_folder(folder: Path) -> list[Sample]:
 
 
 def _has_image(folder: Path) -> bool:
-    """True when ``folder`` directly contains at least one file with an image extension."""
-    return any(p.is_file() and is_image_file(p) for p in folder.iterdir())
+    """True when ``folder`` directly contains at least one (visible) image file."""
+    return any(_is_listed_image(p) for p in folder.iterdir())
+
+
+def _is_listed_image(path: Path) -> bool:
+    """A visible file with an image extension; hidden files (``.x.png``, and macOS's
+    AppleDouble ``._x.png`` companions that copies from a Mac leave beside each image) are not
+    images."""
+    return not path.name.startswith(".") and path.is_file() and is_image_file(path)
 
 
 def _scan_folder(folder: Path, label: str | None, prefix: str) -> list[Sample]:
     """The images of one folder, each with its ``_mask`` / ``_mask_<n>`` files."""
-    files = sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p))
+    files = sorted(p for p in folder.iterdir() if _is_listed_image(p))
     images: dict[str, Path] = {}
     for path in files:
         if mask_stem(path) is not None:
@@ -181,7 +188,7 @@ def _discover_single(path: Path) -> list[Sample]:
     if mask_stem(path) is not None:
         raise DatasetError(path, "is a mask (named <image>_mask...), not an image")
     masks = [p for p in path.parent.iterdir()
-             if p.is_file() and is_image_file(p) and mask_stem(p) == path.stem]
+             if _is_listed_image(p) and mask_stem(p) == path.stem]
     return [Sample(path.stem, path, tuple(sorted(masks, key=_mask_order)), None)]
 
 
@@ -295,8 +302,9 @@ def split(samples: Sequence[Sample], fractions: Sequence[float] = DEFAULT_FRACTI
 
     Each class (unlabelled samples form one class) is shuffled with a generator seeded by
     ``(seed, class)`` and cut by :func:`stratum_counts`, so a class gets ``n * fraction``
-    samples per split up to rounding (floor or ceil), and adding a class does not reshuffle
-    the others.
+    samples per split up to rounding (floor or ceil). A class's order depends only on
+    ``seed`` and its own members, so adding a class does not reshuffle the others (a tie in
+    rounding may still move one sample at a cut).
 
     Args:
         samples: the samples to split (their order does not matter).
@@ -384,6 +392,8 @@ def _check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
 
 def _shuffled_strata(samples: Sequence[Sample], seed: int) -> dict[str | None, list[Sample]]:
     """Samples grouped by label (sorted labels, None last), each group shuffled by seed."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     groups: dict[str | None, list[Sample]] = defaultdict(list)
     for sample in samples:
         groups[sample.label].append(sample)

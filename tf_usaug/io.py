@@ -151,8 +151,8 @@ def resize(image: np.ndarray, size: int | tuple[int, int], kind: str = "image") 
     arr = np.asarray(image)
     if arr.ndim != 2:
         raise ValueError(f"resize: expected a 2-D HxW array, got shape {arr.shape}")
-    if kind == "mask":
-        src = arr.astype(np.uint8) if arr.dtype == bool else arr
+    if kind == "mask":  # binarise first: OpenCV has no (u)int32/64 nearest resize
+        src = (arr != 0).astype(np.uint8)
         out = cv2.resize(src, (out_w, out_h), interpolation=cv2.INTER_NEAREST_EXACT)
         return out.astype(bool)
     src = arr.astype(np.float32, copy=False)
@@ -350,26 +350,24 @@ def _decode_tiff(path: Path, data: bytes) -> _Pixels:
 
     try:
         with _quiet_logger("tifffile"), tifffile.TiffFile(_bytesio.BytesIO(data)) as tif:
-            series = tif.series[0]
-            page = series.pages[0]
-            arr = series.asarray()
-            axes = series.axes
+            page = tif.series[0].pages[0]
+            arr = _tiff_series_frames(tif.series)
             photometric = int(page.photometric)
             bits = int(page.bitspersample)
             colormap = page.colormap
+            has_samples = "S" in tif.series[0].axes
     except Exception as exc:  # truncated strip, not a TIFF, missing codec ...
         if "imagecodecs" in str(exc):  # LZW/PackBits/JPEG need imagecodecs: OpenCV has them
             return _decode_cv2(path, data, "TIFF")
         raise ImageError(path, f"cannot decode TIFF image ({_reason(exc)}); the file may be "
                          f"truncated or corrupt") from exc
-    arr = _tiff_to_frames(np.asarray(arr), axes)
     if photometric == 3 and colormap is not None:  # PALETTE: apply the colour map
         arr = np.moveaxis(np.asarray(colormap)[:, arr], 0, -1)
         return _Pixels(arr, *_integer_range(arr.dtype))
     if photometric == 5:  # SEPARATED (CMYK) is not a colour model we can map to grey exactly
         raise ImageError(path, "unsupported TIFF colour model (CMYK)")
     arr = arr.astype(arr.dtype.newbyteorder("="), copy=False)
-    arr = _drop_alpha(arr) if "S" in axes else arr
+    arr = _drop_alpha(arr) if has_samples else arr
     low, high = _integer_range(arr.dtype, bits if arr.dtype.kind in "ui" else None)
     return _Pixels(arr, low, high, invert=photometric == 0)  # 0: MINISWHITE
 
@@ -384,6 +382,23 @@ def _quiet_logger(name: str):
         yield
     finally:
         logger.setLevel(previous)
+
+
+def _tiff_series_frames(series) -> np.ndarray:
+    """Frames ``(N, H, W[, S])`` of the first tifffile series and of every later series like it.
+
+    Pages appended one by one (``tifffile.imwrite(..., append=True)``) form one series each;
+    later series with the first one's frame shape, dtype and colour model are further frames,
+    others (thumbnails, masks, reduced resolutions) are skipped.
+    """
+    def signature(s):
+        tail = tuple(s.shape[s.axes.index(a)] for a in "YXS" if a in s.axes)
+        return tail, np.dtype(s.dtype), int(s.pages[0].photometric)
+
+    wanted = signature(series[0])
+    frames = [_tiff_to_frames(np.asarray(s.asarray()), s.axes)
+              for s in series if signature(s) == wanted]
+    return frames[0] if len(frames) == 1 else np.concatenate(frames)
 
 
 def _tiff_to_frames(arr: np.ndarray, axes: str) -> np.ndarray:
@@ -455,17 +470,22 @@ def _read_dicom_dataset(path: Path):
     import pydicom
     from pydicom.errors import InvalidDicomError
 
+    forced = False
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
                 ds = pydicom.dcmread(path)
             except InvalidDicomError:  # no 'DICM' preamble: legal in old files, try harder
+                forced = True
                 ds = pydicom.dcmread(path, force=True)
             has_pixels = any(k in ds for k in ("PixelData", "FloatPixelData",
                                                "DoubleFloatPixelData"))
     except Exception as exc:
         raise ImageError(path, f"not a readable DICOM file ({_reason(exc)})") from exc
+    if not has_pixels and forced:  # random bytes parse "successfully" when forced
+        raise ImageError(path, "not a DICOM file (no 'DICM' marker and no pixel data element "
+                         "found; the file may be corrupt or not DICOM at all)")
     if not has_pixels:
         raise ImageError(path, "not a DICOM image (no pixel data element)")
     return ds

@@ -21,8 +21,10 @@ Design, in the order the work happens:
   magnitude (ResNet50 layers differ by orders of magnitude, more so with random weights) and
   ``beta`` / ``alpha`` are dimensionless. ``normalize="none"`` uses the raw losses.
 * **One compiled step** for the whole batch, run ``check_every`` times inside one
-  ``tf.function`` (a ``tf.while_loop``: no Python between steps; ``xla=True`` jit-compiles it).
-  Only the pixels are watched by the gradient tape: the backbone is frozen.
+  ``tf.function`` (a ``tf.while_loop``: no Python between steps; ``xla=True`` jit-compiles
+  the step). Only the pixels are watched by the gradient tape: the backbone is frozen (and
+  its batch normalisation folded, see :mod:`tf_usaug.backbones`), so no weight gradient is
+  ever computed.
 * **Early stop per image**: every ``check_every`` steps the relative change of an image's total
   loss is compared with ``tol``; after ``patience`` small changes in a row the image stops
   (its pixels freeze). When half of a batch has stopped, the rest continues as a smaller batch.
@@ -64,15 +66,17 @@ class NSTConfig:
         iterations: Adam steps per image over all scales; 1000 (paper 002, "XAI-based NST
             augmented model training", Step 1).
         content_weight: alpha of paper 002 eq. 1; 1 (paper 002 Step 1).
-        style_weight: beta of eq. 1; 0.1. Paper 002 gives only "gamma beta'" (no value).
-            With the default ``normalize="initial"`` both terms are relative (the style
-            starts at ``sum_l w_l`` = 4, the content at 0), and 0.1 stylises the demo images
-            (style loss down to a few % of its initial value) while the lesion stays visible;
-            1 already washes it out with a random backbone (tests/test_nst.py, README).
+        style_weight: beta of eq. 1; 1. Paper 002 gives only "gamma beta'" (no value).
+            With the default ``normalize="initial"`` both terms are relative errors (the
+            style starts at ``sum_l w_l`` = 4, the content at 0), so alpha = beta = 1 weighs
+            a unit of relative style error like a unit of relative content-feature error. On
+            the bundled demo data (64 px, 150 iterations, random backbone) this brings the
+            style loss to 6-19 % of its initial value with the lesion clearly kept (SSIM to
+            the content 0.37-0.44); 0.1 leaves up to 23 % of the style loss.
         learning_rate: Adam step size on [0, 1] pixels; 0.01. Paper 001 (sec. 4.2, Fig. 4.1)
-            found 5e-3 best by grid search for 3000 single-scale iterations; we have a third
-            of the budget, and Adam moves a pixel by at most about one step size per
-            iteration, so 0.01 still bounds the change of a pixel to 1 after 100 steps.
+            found 5e-3 best for 3000 single-scale iterations; Adam moves a pixel by about
+            one step size per iteration at most, and with a third of that budget (split over
+            two scales) 0.01 lets a pixel cross the grey range within 100 steps.
         beta_1, beta_2, epsilon: Adam moments (Kingma & Ba 2015 defaults).
         tv_weight: total-variation weight; 0 (off: paper 001 sec. 3.2 drops it for its
             smoothing, paper 002 has none).
@@ -85,8 +89,9 @@ class NSTConfig:
             between two checks ``patience`` times in a row; 0 disables early stopping.
         patience: consecutive small changes needed to stop.
         check_every: steps between checks; also the spacing of ``StylizeResult.history``.
-        xla: compile the optimisation loop with XLA (``jit_compile``): faster on GPUs, slower
-            than oneDNN on CPUs (see benchmarks/nst_throughput.py).
+        xla: compile the optimisation step with XLA (``jit_compile``): for GPUs; on CPUs
+            XLA's convolutions run at about half the speed of oneDNN's
+            (benchmarks/nst_throughput.py).
         mixed_precision: run the backbone in float16 (GPU tensor cores) with dynamic loss
             scaling; pixels, Adam and the losses stay float32.
         init_noise: standard deviation of Gaussian noise added to the content image to
@@ -96,7 +101,7 @@ class NSTConfig:
 
     iterations: int = 1000
     content_weight: float = 1.0
-    style_weight: float = 0.1
+    style_weight: float = 1.0
     learning_rate: float = 0.01
     beta_1: float = 0.9
     beta_2: float = 0.999
@@ -308,7 +313,7 @@ class Stylizer:
         if self.style_cfg.layer_weights is not None:
             for layer in self.style_layers:
                 self.style_cfg.layer_weight(layer)  # raises if a style layer has no weight
-        self._features = tf.function(self.extractor.__call__)
+        self._features = tf.function(self.extractor.__call__, reduce_retracing=True)
         self._step = (tf.function(self._step_graph, jit_compile=True) if self.cfg.xla
                       else self._step_graph)
         self._run_steps = tf.function(self._run_steps_graph)
@@ -372,7 +377,20 @@ class Stylizer:
 
     def _loss_terms(self, pixels, problem: Problem, step) -> dict[str, tf.Tensor]:
         """Per-image loss terms ``{name: [B]}`` of pixels ``[B, H, W, 1]`` (graph code)."""
-        features = self.extractor(pixels)
+        return self.loss_terms_from_features(self.extractor(pixels), problem, step, pixels)
+
+    def loss_terms_from_features(self, features: dict, problem: Problem, step,
+                                 pixels=None) -> dict[str, tf.Tensor]:
+        """Per-image loss terms ``{name: [B]}`` of the generated images' features.
+
+        Args:
+            features: ``{layer: [B, h, w, c]}`` from the extractor.
+            problem: the batch's constants (:meth:`prepare`).
+            step: int scalar, rotates the Gaussian-MMD subsample (``losses.style_loss``).
+            pixels: ``[B, H, W, 1]``, needed only with ``tv_weight > 0``.
+        Returns:
+            "content", "style/<layer>", "style", ("tv"), "total", each ``[B]``.
+        """
         terms = {"content": losses.content_loss(features[self.content_layer],
                                                 problem.content_features,
                                                 weight=problem.content_weights)
@@ -576,20 +594,21 @@ class Stylizer:
         history = [{k: [] for k in ("scale", "iteration", "content", "style", "total")}
                    for _ in range(batch)]
         for scale_index, (scale, budget) in enumerate(zip(cfg.scales, budgets)):
-            size = scaled_size(height, width, scale)
-            pixels = tf.clip_by_value(tf.image.resize(
-                pixels, size, method="area" if size[0] < pixels.shape[1] else "bilinear"),
-                0.0, 1.0)
             if budget == 0:
                 continue
+            size = scaled_size(height, width, scale)
+            if size != tuple(pixels.shape[1:3]):
+                method = "area" if size[0] < pixels.shape[1] else "bilinear"
+                pixels = tf.clip_by_value(tf.image.resize(pixels, size, method=method), 0.0, 1.0)
             if size == (height, width):
                 problem = full_problem
             else:
                 problem = self._scale_problem(*inputs, size)[1]
             pixels = self._optimise_scale(pixels, problem, budget, scale_index, iterations,
                                           history)
-        pixels = tf.clip_by_value(tf.image.resize(pixels, (height, width), method="bilinear"),
-                                  0.0, 1.0)
+        if tuple(pixels.shape[1:3]) != (height, width):
+            pixels = tf.clip_by_value(
+                tf.image.resize(pixels, (height, width), method="bilinear"), 0.0, 1.0)
         final = self.evaluate(pixels, full_problem)
         return StylizeResult(
             images=pixels.numpy()[..., 0].astype(np.float32), initial=initial, final=final,
