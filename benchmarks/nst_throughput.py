@@ -13,13 +13,13 @@ What is measured, in one process on ``--threads`` CPU threads (default 1):
     threads (median of runs before and after the NST rows). The loss itself (Gram / MMD
     matrices) and the elementwise work are not counted, so this is a lower bound.
 
-One row per engine variant, to show what the default buys: the plain Keras graph (batch
-normalisation unfolded), BN folded into the convolutions (default), BN folded + XLA, and a
-what-if row with a *benchmark-only prototype* of a fused style loss (one Gram per layer and a
-one-matmul custom gradient; checked against ``losses.style_loss`` first, see
-:func:`fused_loss_prototype_class`) that shows what a faster ``losses.py`` would give. For
-the default and the prototype rows the CPU time of one image-iteration is split into the
-backbone (forward + input gradient) and the losses (forward + gradient w.r.t. features).
+One row per engine variant, to show what the defaults buy: the plain Keras graph (batch
+normalisation unfolded, per-term style loss), BN folded into the convolutions with the
+per-term style loss (one Gram distance per term, autodiff gradients), BN folded with the
+fused style loss (``StyleLossConfig.fused``, the default: one distance to the terms' mean
+target, hand-written gradient, kernel form where it is cheaper), and the default + XLA. For
+the per-term and default rows the CPU time of one image-iteration is split into the backbone
+(forward + input gradient) and the losses (forward + gradient w.r.t. features).
 Finally the default variant is timed at each ``--extrapolate`` size and at half of it, and the
 seconds per image for ``NSTConfig().iterations`` (1000) steps are extrapolated: single-scale,
 and with the default multi-resolution schedule (half the steps at half size).
@@ -48,13 +48,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "nst_throughput.json"
 VARIANTS = {
-    # name: (fold_batchnorm, xla, fused style-loss prototype)
+    # name: (fold_batchnorm, xla, fused style loss)
     "keras_graph": (False, False, False),
-    "bn_folded": (True, False, False),
-    "bn_folded_xla": (True, True, False),
-    "fused_loss_prototype": (True, False, True),
+    "bn_folded_per_term": (True, False, False),
+    "bn_folded_fused": (True, False, True),
+    "bn_folded_fused_xla": (True, True, True),
 }
-DEFAULT_VARIANT = "bn_folded"
+DEFAULT_VARIANT = "bn_folded_fused"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -213,122 +213,13 @@ class StepTimer:
                 "loss_ms": 1e3 * median(cpu_loss) / batch}
 
 
-def build_stylizer(backbone: str, style_kind: str, fold: bool, xla: bool, fused: bool = False):
+def build_stylizer(backbone: str, style_kind: str, fold: bool, xla: bool, fused: bool = True):
     from tf_usaug.backbones import BackboneConfig
     from tf_usaug.losses import StyleLossConfig
     from tf_usaug.nst import NSTConfig, Stylizer
 
-    cls = fused_loss_prototype_class() if fused else Stylizer
-    return cls(BackboneConfig(name=backbone, weights="none", fold_batchnorm=fold),
-               StyleLossConfig(kind=style_kind), NSTConfig(xla=xla))
-
-
-def fused_loss_prototype_class():
-    """A Stylizer whose style loss is a *benchmark-only prototype* of a faster losses.py.
-
-    What-if row for ``losses.style_loss`` with ``kind="proposed"``, the c = 0 polynomial kernel,
-    no masks: per layer ``a ||S - A||^2 + b ||S - B||^2 = (a + b) ||S - C||^2 + const`` with
-    ``S = F^T F / M`` the generated second moment, A / B the MMD / multi-reference targets
-    and ``C = (a A + b B) / (a + b)``: one Gram per layer instead of two, ``C`` and ``const``
-    computed once per batch, and a custom gradient ``dL/dF = 4 s / M * F (S - C)`` (one
-    matmul instead of two). It reads ``build_style_targets``' internal keys, and its values
-    and gradients are checked against ``losses.style_loss`` before it is timed
-    (:func:`check_fused_prototype`). Not used by the engine.
-    """
-    import tensorflow as tf
-
-    from tf_usaug import losses
-    from tf_usaug.nst import Stylizer
-
-    def gram_distance(flat, target, scale):
-        """``scale * ||F^T F / M - target||^2`` per image with a one-matmul gradient."""
-        @tf.custom_gradient
-        def value(features):
-            positions = tf.cast(tf.shape(features)[1], features.dtype)
-            diff = tf.linalg.matmul(features, features, transpose_a=True) / positions - target
-
-            def grad(upstream):
-                factor = (4.0 * scale / positions) * upstream[:, None, None]
-                return tf.linalg.matmul(features, diff) * factor
-
-            return scale * tf.reduce_sum(tf.square(diff), axis=[1, 2]), grad
-        return value(flat)
-
-    class FusedLossPrototype(Stylizer):
-        def prepare(self, *args, **kwargs):
-            problem = super().prepare(*args, **kwargs)
-            cfg = self.style_cfg
-            a, b = cfg.mmd_weight, cfg.multi_reference_weight
-            targets = {}
-            for layer, target in problem.style_targets.items():
-                first = target["mmd"]["second_moment"][:, 0]
-                second = target["multi_reference"]["second_moment"][:, 0]
-                combined = (a * first + b * second) / (a + b)
-                def energy(m):
-                    return tf.reduce_sum(tf.square(m), axis=[1, 2])
-                constant = a * energy(first) + b * energy(second) - (a + b) * energy(combined)
-                targets[layer] = dict(target, fused_target=combined, fused_constant=constant)
-            return problem._replace(style_targets=targets)
-
-        def loss_terms_from_features(self, features, problem, step, pixels=None):
-            if "fused_target" not in next(iter(problem.style_targets.values())):
-                return super().loss_terms_from_features(features, problem, step, pixels)
-            cfg = self.style_cfg
-            terms = {"content": losses.content_loss(features[self.content_layer],
-                                                    problem.content_features,
-                                                    weight=problem.content_weights)
-                     / problem.content_scale}
-            style = 0.0
-            for layer in self.style_layers:
-                target = problem.style_targets[layer]
-                feats = features[layer]
-                channels = float(feats.shape[-1])
-                flat = tf.reshape(feats, tf.stack([tf.shape(feats)[0], -1, feats.shape[-1]]))
-                scale = (cfg.mmd_weight + cfg.multi_reference_weight) / (4.0 * channels ** 2)
-                raw = (gram_distance(flat, target["fused_target"], scale)
-                       + target["fused_constant"] / (4.0 * channels ** 2))
-                value = cfg.layer_weight(layer) * raw / problem.style_scales[layer]
-                terms[f"style/{layer}"] = value
-                style = style + value
-            terms["style"] = style
-            terms["total"] = (self.cfg.content_weight * terms["content"]
-                              + self.cfg.style_weight * style)
-            return terms
-
-    return FusedLossPrototype
-
-
-def check_fused_prototype(stylizer, contents, styles) -> float:
-    """Largest relative difference of the prototype's loss and pixel gradient from the real
-    ``losses.style_loss`` path (raises if above 1e-3)."""
-    import numpy as np
-    import tensorflow as tf
-
-    from tf_usaug.nst import Stylizer
-
-    pixels = tf.convert_to_tensor(np.clip(contents[..., None] * 0.8 + 0.1, 0, 1))
-    problem = stylizer.prepare(tf.convert_to_tensor(contents[..., None]),
-                               tf.convert_to_tensor(styles))
-    reference = {k: v for k, v in problem.style_targets.items()}
-    plain = problem._replace(style_targets={k: {n: t for n, t in v.items()
-                                                if not n.startswith("fused_")}
-                                            for k, v in reference.items()})
-
-    def value_and_gradient(loss_fn, prob):
-        with tf.GradientTape() as tape:
-            tape.watch(pixels)
-            total = tf.reduce_sum(loss_fn(stylizer.extractor(pixels), prob, tf.constant(0),
-                                          pixels)["total"])
-        return total.numpy(), tape.gradient(total, pixels).numpy()
-
-    fused_value, fused_grad = value_and_gradient(stylizer.loss_terms_from_features, problem)
-    real_value, real_grad = value_and_gradient(
-        lambda *a: Stylizer.loss_terms_from_features(stylizer, *a), plain)
-    error = max(abs(fused_value - real_value) / abs(real_value),
-                float(np.abs(fused_grad - real_grad).max() / np.abs(real_grad).max()))
-    if error > 1e-3:
-        raise AssertionError(f"fused-loss prototype differs from losses.style_loss by {error}")
-    return error
+    return Stylizer(BackboneConfig(name=backbone, weights="none", fold_batchnorm=fold),
+                    StyleLossConfig(kind=style_kind, fused=fused), NSTConfig(xla=xla))
 
 
 def run(args) -> dict:
@@ -346,16 +237,13 @@ def run(args) -> dict:
     rows, stylizers = [], {}
     for name in args.variants:
         fold, xla, fused = VARIANTS[name]
-        if fused and args.style_kind != "proposed":
-            continue
         stylizer = stylizers[name] = build_stylizer(args.backbone, args.style_kind, fold, xla,
                                                     fused)
         timer = StepTimer(stylizer)
-        prototype_error = check_fused_prototype(stylizer, contents, styles) if fused else None
         flop = 2 * forward_conv_flops(stylizer.extractor, args.size, args.size) / 1e9
         batched = timer.rate(contents, styles, args.steps, args.repeats)
-        row = {"variant": name, "fold_batchnorm": fold, "xla": xla, "fused_loss_prototype": fused,
-               "prototype_max_relative_error": prototype_error, "size": args.size,
+        row = {"variant": name, "fold_batchnorm": fold, "xla": xla, "fused_style_loss": fused,
+               "size": args.size,
                "batch": args.batch, "steps_per_call": args.steps,
                "gflop_per_image_iteration": flop, "batched": batched,
                "gflops": flop * batched["img_it_per_s"],
@@ -366,7 +254,7 @@ def run(args) -> dict:
                        batching_speedup=batched["img_it_per_s"] / single["img_it_per_s"],
                        batching_speedup_cpu=(batched["img_it_per_s_cpu"]
                                              / single["img_it_per_s_cpu"]))
-        if name in (DEFAULT_VARIANT, "fused_loss_prototype"):
+        if name in (DEFAULT_VARIANT, "bn_folded_per_term"):
             parts = timer.breakdown(contents, styles, args.repeats)
             parts["step_ms"] = 1e3 / batched["img_it_per_s_cpu"]
             row["breakdown_cpu"] = parts
@@ -446,9 +334,6 @@ def table(result: dict) -> str:
             lines.append(f"    CPU ms per image-iteration: whole step {parts['step_ms']:.1f}; "
                          f"timed alone: backbone fwd+bwd {parts['backbone_ms']:.1f}, "
                          f"losses fwd+bwd {parts['loss_ms']:.1f}")
-        if row.get("prototype_max_relative_error") is not None:
-            lines.append(f"    prototype vs losses.style_loss: max relative difference of loss "
-                         f"and pixel gradient {row['prototype_max_relative_error']:.1e}")
     for ext in result["extrapolation"]:
         lines.append(f"{ext['size']}x{ext['size']}: {ext['img_it_per_s']:.2f} img-it/s -> "
                      f"{ext['seconds_per_image_single_scale']:.0f} s/image for 1000 iterations "
@@ -461,6 +346,7 @@ def table(result: dict) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow is imported
     limit_threads(args.threads)
     sys.path.insert(0, str(REPO))
     result = run(args)

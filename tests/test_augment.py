@@ -278,3 +278,52 @@ def test_kill_one_rank_then_rerun_completes_every_item_once(tmp_path, horovodrun
     # every image is a complete PNG
     for r in rows:
         assert cv2.imread(str(out / r["output"]), cv2.IMREAD_UNCHANGED) is not None
+
+
+# --------------------------------------------------------------------------------------------
+# Bad input on the NST path and bad arguments: one line, exit 2, before any work
+# --------------------------------------------------------------------------------------------
+def test_nst_corrupt_content_is_one_clear_line_from_the_relevance_stage(tmp_path,
+                                                                       small_classifier):
+    data = make_busi(tmp_path / "data", per_class=1)
+    (data / "benign" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
+    proc = augment(*nst_args(data, tmp_path / "out", small_classifier), check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "broken.png" in errors[0], proc.stderr
+
+
+@pytest.mark.parametrize("flags,needle", [
+    (["--srad-scale", "0"], "--no-srad"),
+    (["--n-styles", "0"], "--n-styles"),
+    (["--threads", "0"], "--threads"),
+    (["--method", "nst", "--size", "16"], "--no-relevance"),
+    (["--method", "nst", "--weights", "WEIGHTS"], "--relevance-weights"),
+])
+def test_bad_arguments_are_one_clear_line(tmp_path, flags, needle):
+    weights = tmp_path / "backbone_notop.h5"
+    weights.write_bytes(b"not really weights")
+    flags = [str(weights) if f == "WEIGHTS" else f for f in flags]
+    proc = augment("--content", make_busi(tmp_path / "data", per_class=1), "--out",
+                   tmp_path / "out", *flags, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert needle in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "out").exists()  # refused before anything was written
+
+
+def test_every_item_gets_the_same_number_of_style_references(tmp_path):
+    from tf_usaug.augment import AugmentConfig, plan_items
+    from tf_usaug.datasets import discover
+
+    data = make_busi(tmp_path / "data", per_class=2)
+    contents = discover(data)
+    # a two-image pool that holds one content image: that item has one candidate only
+    pool = [contents[0].image, contents[1].image]
+    items = plan_items(AugmentConfig(content=data, method="nst", n_styles=2, per_image=2),
+                       contents, pool)
+    assert {len(it.styles) for it in items} == {1}
+    assert all(it.sample.image not in it.styles for it in items)
+    items = plan_items(AugmentConfig(content=data, method="nst", n_styles=2, per_image=2),
+                       contents, [c.image for c in contents])
+    assert {len(it.styles) for it in items} == {2}

@@ -17,10 +17,7 @@ import pytest
 from conftest import REPO
 
 JOBS = REPO / "hvd_jobs"
-SCRIPTS = {"generate.sh": "tf_usaug.augment",
-           "train_classifier.sh": "tf_usaug.train_classifier",
-           "train_multitask.sh": "tf_usaug.train_multitask",
-           "train_gan.sh": "tf_usaug.train_gan"}
+SCRIPTS = {"generate.sh": "tf_usaug.augment"}
 STANDIN = REPO / "tests" / "support" / "standin_job.py"
 
 
@@ -62,13 +59,24 @@ def test_dry_run_prints_command_with_np_and_default_hosts(script, module):
 
 
 def test_dry_run_hosts_extra_and_module_override():
-    proc = _run("train_gan.sh", "--epochs", "2", DRY_RUN="1", NP="16",
+    proc = _run("generate.sh", "--seed", "2", DRY_RUN="1", NP="16",
                 HOSTS="node1:8,node2:8", EXTRA="--verbose --timeline-filename tl.json",
-                MODULE="tf_usaug.train_wgan", PYTHON="python3", HOROVODRUN="horovodrun")
+                MODULE="mylab.augment", PYTHON="python3", HOROVODRUN="horovodrun")
     assert proc.returncode == 0, proc.stderr
     assert _printed_command(proc) == ["horovodrun", "-np", "16", "-H", "node1:8,node2:8",
                                       "--gloo", "--verbose", "--timeline-filename", "tl.json",
-                                      "python3", "-m", "tf_usaug.train_wgan", "--epochs", "2"]
+                                      "python3", "-m", "mylab.augment", "--seed", "2"]
+
+
+def test_train_runs_the_module_it_is_given():
+    proc = _run("train.sh", "mylab.train_classifier", "--epochs", "2", DRY_RUN="1", NP="4",
+                PYTHON="python3", HOROVODRUN="horovodrun", MODULE="ignored.module")
+    assert proc.returncode == 0, proc.stderr
+    assert _printed_command(proc) == ["horovodrun", "-np", "4", "-H", "localhost:4", "--gloo",
+                                      "python3", "-m", "mylab.train_classifier", "--epochs", "2"]
+    for args in ([], ["--epochs", "2"]):
+        proc = _run("train.sh", *args, DRY_RUN="1", NP="4")
+        assert proc.returncode == 2 and proc.stderr.startswith("error: usage: hvd_jobs/train.sh")
 
 
 def test_default_python_is_the_repository_venv_and_np_the_gpu_count():
@@ -95,7 +103,7 @@ def test_bad_np_is_one_clear_error(np_):
 
 
 def test_missing_horovodrun_is_one_clear_error():
-    proc = _run("train_multitask.sh", NP="1", HOROVODRUN="/nonexistent/horovodrun")
+    proc = _run("train.sh", "mylab.train", NP="1", HOROVODRUN="/nonexistent/horovodrun")
     assert proc.returncode == 2
     assert "error: horovodrun not found (/nonexistent/horovodrun)" in proc.stderr
 
@@ -112,21 +120,22 @@ def test_script_header_names_its_module(script, module):
 def test_scripts_are_shellcheck_clean():
     if shutil.which("shellcheck") is None:
         pytest.skip("shellcheck not installed (apt-get install shellcheck)")
-    files = [f"hvd_jobs/{s}" for s in (*SCRIPTS, "_launch.sh")]
+    files = [f"hvd_jobs/{s}" for s in (*SCRIPTS, "train.sh", "_launch.sh")]
     proc = subprocess.run(["shellcheck", "-x", *files], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 @pytest.mark.hvd
 def test_two_ranks_really_launch(horovodrun, tmp_path):
-    # The stand-in plays PYTHON: it receives "-m tf_usaug.train_gan ARGS" on each rank.
+    # The stand-in plays PYTHON: it receives "-m mylab.train_gan ARGS" on each rank.
     out = tmp_path / "out"
-    proc = _run("train_gan.sh", "--out", str(out), "--items", "4", "--seconds-per-item", "0.01",
-                "--epochs", "1", NP="2", PYTHON=str(STANDIN), HOROVODRUN=horovodrun)
+    proc = _run("train.sh", "mylab.train_gan", "--out", str(out), "--items", "4",
+                "--seconds-per-item", "0.01", "--epochs", "1", NP="2", PYTHON=str(STANDIN),
+                HOROVODRUN=horovodrun)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["ranks"] == 2 and summary["images"] == 4
-    assert summary["module"] == "tf_usaug.train_gan"
+    assert summary["module"] == "mylab.train_gan"
     assert summary["extra_args"] == ["--epochs", "1"]
     assert sorted(r["rank"] for r in summary["per_rank"]) == [0, 1]
 

@@ -610,3 +610,98 @@ def test_bad_inputs_raise_clear_errors(rng):
         L.style_loss({"l": g}, L.build_style_targets({"l": s}, cfg), L.StyleLossConfig())
     with pytest.raises(ValueError, match="no style targets"):
         L.style_loss({"l": g}, {}, cfg)
+
+
+# ----------------------------------------------------------------------------- fused second moments
+
+
+def np_second_moment_distance(f, c):
+    """||F^T F / M - C||^2 and its gradient 4/M F (F^T F / M - C) for one image, float64."""
+    m = f.shape[0]
+    d = f.T @ f / m - c
+    return np.sum(d * d), 4.0 / m * f @ d
+
+
+@pytest.mark.parametrize("form", ["gram", "kernel"])
+def test_second_moment_distance_matches_numpy_in_both_forms(rng, form):
+    # kernel form needs M + R < N: 4 positions, 5 factor rows, 12 channels
+    m, r, n = (4, 5, 12) if form == "kernel" else (9, 20, 3)
+    f, z = feats(rng, B, m, n), feats(rng, B, r, n)
+    c = np.einsum("brn,brk->bnk", z, z)
+    v = tf.Variable(f)
+    with tf.GradientTape() as tape:
+        value = L.second_moment_distance(v, t(c), factor=t(z))
+    grad = tape.gradient(value, v).numpy()
+    want = [np_second_moment_distance(f[b], c[b]) for b in range(B)]
+    np.testing.assert_allclose(value.numpy(), [w[0] for w in want], rtol=1e-10)
+    np.testing.assert_allclose(grad, np.stack([w[1] for w in want]), rtol=1e-9, atol=1e-12)
+    # upstream gradients other than ones are honoured per image
+    with tf.GradientTape() as tape:
+        value = tf.reduce_sum(L.second_moment_distance(v, t(c), factor=t(z)) * t(np.array([2.0, -1.0])))
+    np.testing.assert_allclose(tape.gradient(value, v).numpy()[1], -want[1][1], rtol=1e-9)
+
+
+def _fused_vs_plain(style_shape, gen_shape, rng, **cfg_kw):
+    gen = feats(rng, *gen_shape)
+    style = {"l": t(feats(rng, *style_shape))}
+    out = []
+    for fused in (True, False):
+        cfg = L.StyleLossConfig(fused=fused, **cfg_kw)
+        targets = L.build_style_targets(style, cfg)
+        assert ("fused" in targets["l"]) == fused
+        v = tf.Variable(gen)
+        with tf.GradientTape() as tape:
+            value = L.style_loss({"l": v}, targets, cfg)
+        out.append((value.numpy(), tape.gradient(value, v).numpy(), targets["l"]))
+    return out
+
+
+@pytest.mark.parametrize("kind,average", [(k, a) for k in L.KINDS for a in L.AVERAGES
+                                          if k != "multi_reference" or a is None])
+@pytest.mark.parametrize("shape", ["few_channels", "many_channels"])
+def test_fused_loss_equals_the_per_term_loss(rng, kind, average, shape):
+    # few channels: Gram form; many channels (M = 4, R = 3 * 4 < N = 24): kernel form
+    hw, n = ((H, W), C) if shape == "few_channels" else ((2, 2), 24)
+    (got, got_grad, fused_targets), (want, want_grad, _) = _fused_vs_plain(
+        (B, 2, *hw, n), (B, *hw, n), rng, kind=kind, average=average,
+        mmd_weight=0.3, multi_reference_weight=1.7)
+    assert ("factor" in fused_targets["fused"]) == (shape == "many_channels")
+    np.testing.assert_allclose(got, want, rtol=1e-9)
+    np.testing.assert_allclose(got_grad, want_grad, rtol=1e-8, atol=1e-12)
+
+
+def test_fused_path_only_where_it_is_exact(rng):
+    style = {"l": t(feats(rng, B, 2, H, W, C))}
+    for kw in (dict(mmd_kernel="gaussian"), dict(mmd_kernel="bn"), dict(poly_offset=0.5)):
+        cfg = L.StyleLossConfig(**kw)
+        assert "fused" not in L.build_style_targets(style, cfg)["l"], kw
+    masks = t(np.ones((B, 1, 8, 10)))
+    assert "fused" not in L.build_style_targets(style, L.StyleLossConfig(), masks)["l"]
+    # content masks at loss time use the masked per-term path, also with fused targets
+    cfg = L.StyleLossConfig()
+    gen = t(feats(rng, B, H, W, C))
+    masked = L.style_loss({"l": gen}, L.build_style_targets(style, cfg), cfg, masks=masks)
+    plain = L.style_loss({"l": gen}, L.build_style_targets(style, cfg), cfg)
+    np.testing.assert_allclose(masked.numpy(), plain.numpy(), rtol=1e-9)  # full mask
+
+
+@pytest.mark.parametrize("jit_compile", [False, True], ids=["graph", "xla"])
+def test_fused_kernel_form_in_tf_function_matches_eager(rng, jit_compile):
+    cfg = L.StyleLossConfig()
+    style = {"a": tf.constant(feats(rng, B, 2, 2, 2, 24), tf.float32)}
+    targets = L.build_style_targets(style, cfg)
+    assert "factor" in targets["a"]["fused"]
+    gen = tf.Variable(feats(rng, B, 2, 2, 24).astype(np.float32))
+
+    @tf.function(jit_compile=jit_compile)
+    def step(targets):
+        with tf.GradientTape() as tape:
+            value = tf.reduce_sum(L.style_loss({"a": gen}, targets, cfg))
+        return value, tape.gradient(value, gen)
+
+    value, grad = step(targets)
+    with tf.GradientTape() as tape:
+        eager = tf.reduce_sum(L.style_loss({"a": gen}, targets, L.StyleLossConfig(fused=False)))
+    np.testing.assert_allclose(value.numpy(), eager.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(grad.numpy(), tape.gradient(eager, gen).numpy(), rtol=1e-4,
+                               atol=1e-6)

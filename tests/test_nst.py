@@ -343,7 +343,7 @@ def test_benchmark_smoke(tmp_path):
     out = tmp_path / "nst.json"
     subprocess.run([sys.executable, str(repo / "benchmarks" / "nst_throughput.py"), "--size",
                     "32", "--batch", "2", "--steps", "1", "--repeats", "1", "--variants",
-                    "bn_folded", "--extrapolate", "64", "--matmul", "256", "--out", str(out)],
+                    "bn_folded_fused", "--extrapolate", "64", "--matmul", "256", "--out", str(out)],
                    cwd=repo, check=True, capture_output=True, timeout=600)
     result = json.loads(out.read_text())
     row = result["rows"][0]

@@ -59,7 +59,11 @@ class AugmentConfig:
         backbone / weights: NST feature extractor and its weights ("imagenet", a .h5 path,
             or "none" for random weights).
         relevance: weight the content loss by LRP relevance (paper 002, "with XAI").
-        relevance_model / relevance_weights / relevance_rule: the classifier explained.
+        relevance_model / relevance_weights / relevance_rule / relevance_preprocess: the
+            classifier explained, its weights (default: ``weights`` when that is "imagenet"
+            or "none"; a weights file must be given explicitly), the iNNvestigate rule, and
+            how grey [0, 1] images become its input (default "caffe", ResNet50's; "unit" for
+            a one-channel classifier trained on [0, 1] images).
         cache: relevance-map cache folder (default OUT/cache, shareable between runs).
         threads: CPU threads per rank (default: cores / ranks on the node).
     """
@@ -82,6 +86,7 @@ class AugmentConfig:
     relevance_model: str = "resnet50"
     relevance_weights: str | None = None  # None: same as ``weights``
     relevance_rule: str = "lrp.alpha_2_beta_1"
+    relevance_preprocess: str | None = None  # None: RelevanceConfig's ("caffe", ResNet50's)
     cache: Path | None = None
     threads: int | None = None
     verbose: bool = False
@@ -137,19 +142,23 @@ def plan_items(cfg: AugmentConfig, contents: Sequence[Sample],
     """Enumerate the work items deterministically (order: content key, then k)."""
     from .distributed import item_seed
 
+    def candidates_of(sample):
+        own = Path(sample.image).resolve()
+        return [p for p in style_pool if Path(p).resolve() != own] or list(style_pool)
+
+    # one n for every item, so that batches stack (a small pool that holds some content images
+    # leaves those items one candidate fewer)
+    n_styles = min([cfg.n_styles] + [len(candidates_of(s)) for s in contents])
     items = []
     for sample in contents:
-        candidates = [p for p in style_pool if Path(p).resolve() != Path(sample.image).resolve()]
-        if not candidates:
-            candidates = list(style_pool)
+        candidates = candidates_of(sample)
         for k in range(cfg.per_image):
             name = f"{sample.key}__{cfg.method}{k:03d}"
             seed = item_seed(cfg.seed, name)
             styles: tuple[Path, ...] = ()
             if cfg.method == "nst":
                 rng = np.random.default_rng(seed)
-                n = min(cfg.n_styles, len(candidates))
-                picks = rng.choice(len(candidates), size=n, replace=False)
+                picks = rng.choice(len(candidates), size=n_styles, replace=False)
                 styles = tuple(Path(candidates[i]) for i in picks)
             items.append(WorkItem(name, sample, k, seed, styles))
     return items
@@ -232,6 +241,21 @@ class SRADMethod(Method):
         return results
 
 
+def relevance_weights(cfg: AugmentConfig) -> str:
+    """Weights of the relevance classifier: ``--relevance-weights``, else those of
+    ``--weights`` when they are a name (imagenet / none). A weights *file* is the NST
+    backbone's (often a ``*_notop.h5``) and does not fit the classifier: ask for its own."""
+    if cfg.relevance_weights:
+        return cfg.relevance_weights
+    if cfg.relevance_model != "resnet50":
+        return "none"  # a classifier file keeps its own weights
+    if str(cfg.weights).lower() in ("imagenet", "none"):
+        return str(cfg.weights).lower()
+    raise UsageError(f"--weights {cfg.weights} is a file for the NST backbone; the relevance "
+                     "classifier (ResNet50 with its top) needs its own: pass --relevance-weights "
+                     "PATH (or imagenet), or --no-relevance")
+
+
 class NSTMethod(Method):
     """Paper 002's XAI-based NST (see :mod:`tf_usaug.nst`, :mod:`tf_usaug.losses`)."""
 
@@ -246,9 +270,11 @@ class NSTMethod(Method):
     def relevance_config(self):
         from .relevance import RelevanceConfig
 
-        weights = self.cfg.relevance_weights or self.cfg.weights
-        return RelevanceConfig(model=self.cfg.relevance_model, weights=weights,
-                               rule=self.cfg.relevance_rule, size=self.cfg.size)
+        extra = {} if self.cfg.relevance_preprocess is None else {
+            "preprocess": self.cfg.relevance_preprocess}
+        return RelevanceConfig(model=self.cfg.relevance_model,
+                               weights=relevance_weights(self.cfg),
+                               rule=self.cfg.relevance_rule, size=self.cfg.size, **extra)
 
     def prepare(self, batches):
         from .backbones import BackboneConfig
@@ -368,14 +394,26 @@ def run(cfg: AugmentConfig) -> dict:
 
     if cfg.method not in METHODS:
         raise UsageError(f"unknown --method {cfg.method!r}; choose from {', '.join(METHODS)}")
-    if cfg.per_image < 1 or cfg.size < 8 or cfg.batch_size < 1:
-        raise UsageError("--per-image and --batch-size must be >= 1 and --size >= 8")
+    for name in ("per_image", "batch_size", "n_styles", "iterations", "srad_scale"):
+        if getattr(cfg, name) < 1:
+            hint = " (use --no-srad to switch the filter off)" if name == "srad_scale" else ""
+            raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got "
+                             f"{getattr(cfg, name)}{hint}")
+    if cfg.threads is not None and cfg.threads < 1:
+        raise UsageError(f"--threads must be >= 1, got {cfg.threads}")
+    if cfg.size < 8:
+        raise UsageError(f"--size must be >= 8, got {cfg.size}")
+    if cfg.method == "nst" and cfg.relevance and cfg.size < 32:
+        raise UsageError(f"--size {cfg.size} is too small for the relevance classifier "
+                         "(ResNet50 downsamples by 32): use --size >= 32 or --no-relevance")
     if cfg.method == "srad":
         from .srad import SRADConfig
 
         if cfg.per_image > SRADConfig().scales:
             raise UsageError(f"--method srad gives at most {SRADConfig().scales} outputs per image "
                              f"(the L scales of the series); got --per-image {cfg.per_image}")
+    if cfg.method == "nst" and cfg.relevance:
+        relevance_weights(cfg)  # a weights file needs --relevance-weights: say so now
     check_paths(cfg)
     contents = discover(cfg.content)
     style_pool = _style_pool(cfg, contents)
@@ -392,6 +430,9 @@ def run(cfg: AugmentConfig) -> dict:
     ctx.barrier()  # Horovod: nobody scans or writes before rank 0 has cleaned up
 
     items = plan_items(cfg, contents, style_pool)
+    if cfg.method == "nst" and items and len(items[0].styles) < cfg.n_styles:
+        log.warning("only %d style references per output (asked --n-styles %d): the style "
+                    "pool is that small", len(items[0].styles), cfg.n_styles)
     batches = make_batches(items, cfg.batch_size)
     pending = [b for b in batches if not all(out.is_done(it.name) for it in b)]
     done_before = sum(out.is_done(it.name) for it in items)
@@ -505,8 +546,10 @@ def build_parser() -> argparse.ArgumentParser:
       help="plain content loss (no LRP weighting)")
     a("--relevance-model", dest="relevance_model", help="classifier explained: resnet50 or PATH")
     a("--relevance-weights", dest="relevance_weights",
-      help="weights of the relevance classifier (default: --weights)")
+      help="weights of the relevance classifier (default: --weights if imagenet/none)")
     a("--relevance-rule", dest="relevance_rule", help="iNNvestigate rule, e.g. lrp.epsilon")
+    a("--relevance-preprocess", dest="relevance_preprocess",
+      help="grey [0,1] -> classifier input: caffe (ResNet50, default), tf, torch or unit")
     a("--cache", type=Path, help="relevance cache folder (default OUT/cache)")
     a("--threads", type=int, help="CPU threads per rank (default cores / local ranks)")
     a("--no-progress", dest="progress", action="store_false", default=None)
@@ -535,10 +578,12 @@ def _rank_from_env() -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from .relevance import RelevanceError
+
     cfg = config_from_args(argv)
     try:
         run(cfg)
-    except (ImageError, DatasetError, UsageError) as exc:
+    except (ImageError, DatasetError, UsageError, RelevanceError) as exc:
         rank = _rank_from_env()
         prefix = f"[rank {rank}] " if rank else ""
         print(f"{prefix}error: {exc}", file=sys.stderr)

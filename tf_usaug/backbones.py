@@ -28,6 +28,8 @@ from typing import Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
+from .relevance import fold_batchnorm_weights
+
 #: Paper 002 uses a pretrained ResNet50; one stage output per resolution (1/2 ... 1/16).
 RESNET50_STYLE_LAYERS = ("conv1_relu", "conv2_block3_out", "conv3_block4_out", "conv4_block6_out")
 RESNET50_CONTENT_LAYER = "conv4_block6_out"
@@ -192,6 +194,11 @@ def check_layers(requested: Sequence[str], model: tf.keras.Model, backbone: str)
 def fold_batchnorm(model: tf.keras.Model) -> tf.keras.Model:
     """Fold every inference-mode BatchNormalization that follows a Conv2D into that Conv2D.
 
+    The backbone's variant of :func:`tf_usaug.relevance.fold_batchnorm` (same arithmetic,
+    :func:`~tf_usaug.relevance.fold_batchnorm_weights`): it keeps every layer and its name,
+    because the extractor looks its feature layers up by name, where the relevance version
+    rebuilds the graph without the BN layers for iNNvestigate.
+
     ``bn(conv(x)) = s * (W * x + b - mean) + beta`` with ``s = gamma / sqrt(var + eps)``
     equals a convolution with kernel ``s * W`` and bias ``s * (b - mean) + beta``; the BN layer
     becomes an identity that keeps its name (so layer look-ups still work).
@@ -229,13 +236,13 @@ def fold_batchnorm(model: tf.keras.Model) -> tf.keras.Model:
             continue
         bn = folds[layer.name]
         kernel, *bias = layer.get_weights()
-        bias = bias[0] if bias else np.zeros(kernel.shape[-1], kernel.dtype)
         params = dict(zip([w.name.split("/")[-1].split(":")[0] for w in bn.weights],
                           bn.get_weights()))
-        gamma = params.get("gamma", np.ones_like(bias))
-        beta = params.get("beta", np.zeros_like(bias))
-        scale = gamma / np.sqrt(params["moving_variance"] + bn.epsilon)
-        target.set_weights([kernel * scale, (bias - params["moving_mean"]) * scale + beta])
+        mean = params["moving_mean"]
+        target.set_weights(list(fold_batchnorm_weights(
+            kernel, bias[0] if bias else None, params.get("gamma", np.ones_like(mean)),
+            params.get("beta", np.zeros_like(mean)), mean, params["moving_variance"],
+            bn.epsilon)))
     return folded
 
 

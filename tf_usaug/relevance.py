@@ -256,7 +256,9 @@ def ensure_relevance(image_paths: Iterable[str | Path], cfg: RelevanceConfig,
         threads: TensorFlow CPU threads for the child (default: TensorFlow's choice).
 
     Raises:
-        RuntimeError: the child failed; the message holds its last stderr lines.
+        RelevanceError: the child stopped on bad input or configuration (a corrupt image, an
+            unusable classifier); the message is the child's one-line error.
+        RuntimeError: the child crashed; the message holds its last stderr lines.
     """
     cache_dir = Path(cache_dir)
     images = list(dict.fromkeys(Path(p) for p in image_paths))
@@ -275,9 +277,11 @@ def ensure_relevance(image_paths: Iterable[str | Path], cfg: RelevanceConfig,
             cmd.append("--verbose")
         if threads:
             cmd += ["--threads", str(int(threads))]
-        returncode, tail = _run_passing_stderr(cmd)
+        returncode, tail, errors = _run_passing_stderr(cmd)
     finally:
         os.unlink(list_file)
+    if returncode == 2 and errors:  # the child's main() reported bad input in one line
+        raise RelevanceError(errors[-1])
     if returncode != 0:
         raise RuntimeError(f"the relevance stage failed (exit {returncode}): "
                            f"{' '.join(cmd[2:])}\n" + "".join(tail).rstrip())
@@ -287,8 +291,13 @@ def ensure_relevance(image_paths: Iterable[str | Path], cfg: RelevanceConfig,
     return paths
 
 
-def _run_passing_stderr(cmd: list[str], tail_lines: int = 20) -> tuple[int, list[str]]:
-    """Run ``cmd`` with the package root importable; echo its stderr live, keep the last lines."""
+def _run_passing_stderr(cmd: list[str],
+                        tail_lines: int = 20) -> tuple[int, list[str], list[str]]:
+    """Run ``cmd`` with the package root importable; echo its stderr live, keep the last lines.
+
+    Lines ``error: MESSAGE`` are held back and returned as MESSAGE (the caller reports them
+    once, in its own words). Returns (exit code, last stderr lines, error messages).
+    """
     root = str(Path(__file__).resolve().parents[1])
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
@@ -296,13 +305,17 @@ def _run_passing_stderr(cmd: list[str], tail_lines: int = 20) -> tuple[int, list
     with subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
                           text=True, errors="replace", bufsize=1) as proc:
         assert proc.stderr is not None
+        errors = []
         for line in proc.stderr:
+            if line.startswith("error: "):
+                errors.append(line[len("error: "):].strip())
+                continue
             sys.stderr.write(line)
             sys.stderr.flush()
             # progress bars redraw with carriage returns: keep only their last state
             tail.append(line.rsplit("\r", 1)[-1] if "\r" in line.rstrip("\r\n") else line)
         returncode = proc.wait()
-    return returncode, list(tail)
+    return returncode, list(tail), errors
 
 
 def relevance_to_weight(relevance: np.ndarray, hw: tuple[int, int],
