@@ -5,7 +5,9 @@
 
 Each np runs ``horovodrun -np N --gloo python -m tf_usaug.augment ...`` into a fresh output
 folder (fresh relevance cache too, so every run pays its start-up and relevance stage), in one
-invocation of this script so the numbers are comparable. Two efficiencies are reported:
+invocation of this script so the numbers are comparable; ``--repeats`` rounds in alternating
+order (1 2, 2 1, 1 2, ...), medians reported, because a shared VM's speed drifts by 10 %
+between minutes. Two efficiencies are reported:
 
 * throughput efficiency: images per busy second summed over ranks (from summary.json; the
   generation itself, without start-up), divided by np x the np = 1 value;
@@ -37,6 +39,12 @@ from tf_usaug.scaling import append_row, job_throughput, make_row  # noqa: E402
 def horovodrun() -> str:
     cand = Path(sys.executable).with_name("horovodrun")
     return str(cand) if cand.exists() else (shutil.which("horovodrun") or "horovodrun")
+
+
+def median(values):
+    values = sorted(values)
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else 0.5 * (values[mid - 1] + values[mid])
 
 
 def run_once(np_: int, args: argparse.Namespace, workdir: Path) -> dict:
@@ -71,6 +79,8 @@ def main(argv=None) -> int:
     p.add_argument("--per-image", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--weights", default="none")
+    p.add_argument("--repeats", type=int, default=3,
+                   help="runs per np, in alternating order; medians are reported (3)")
     p.add_argument("--csv", type=Path, default=REPO / "benchmarks" / "results" /
                    "strong_scaling.csv")
     p.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" /
@@ -80,13 +90,28 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     args.extra = [a for a in args.extra if a != "--"]
 
-    rows = []
+    runs = []
     with tempfile.TemporaryDirectory(prefix="usaug-scaling-") as tmp:
-        for np_ in args.np:
-            row = run_once(np_, args, Path(tmp))
-            rows.append(row)
-            print(f"np={np_}: wall {row['wall_seconds']:.1f} s, {row['images']} images, "
-                  f"{row['images_per_busy_second']:.3f} img/busy-s", flush=True)
+        for rep in range(args.repeats):
+            # alternate the order, so a drift of the machine's speed hits every np alike
+            for np_ in (args.np if rep % 2 == 0 else args.np[::-1]):
+                row = run_once(np_, args, Path(tmp) / f"rep{rep}")
+                row["repeat"] = rep
+                runs.append(row)
+                print(f"repeat {rep + 1}/{args.repeats}, np={np_}: wall {row['wall_seconds']:.1f} s, "
+                      f"{row['images']} images, {row['images_per_busy_second']:.3f} img/busy-s",
+                      flush=True)
+    rows = []
+    for np_ in args.np:
+        mine = [r for r in runs if r["np"] == np_]
+        rows.append({"np": np_, "repeats": len(mine), "images": mine[0]["images"],
+                     "wall_seconds": median([r["wall_seconds"] for r in mine]),
+                     "wall_seconds_all": [r["wall_seconds"] for r in mine],
+                     "images_per_busy_second": median([r["images_per_busy_second"]
+                                                       for r in mine]),
+                     "images_per_busy_second_all": [r["images_per_busy_second"] for r in mine],
+                     "per_rank": [r["per_rank"] for r in mine]})
+        rows[-1]["images_per_second"] = round(rows[-1]["images"] / rows[-1]["wall_seconds"], 4)
     base = rows[0]
     for row in rows:
         k = row["np"] / base["np"]
@@ -107,7 +132,7 @@ def main(argv=None) -> int:
                 f"batch {args.batch_size}, weights {args.weights}, {args.threads} thread/rank "
                 + " ".join(args.extra)).strip()
     run_id = time.strftime("bench-%Y%m%dT%H%M%S")
-    for r in rows:
+    for r in runs:
         append_row(args.csv, make_row(run_id, r["np"], r["wall_seconds"], r.pop("summary"),
                                       host=machine["host"], cpu=str(machine["cpu"]),
                                       launcher="horovodrun --gloo", workload=workload,
@@ -115,7 +140,7 @@ def main(argv=None) -> int:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"machine": machine, "workload": workload, "settings": {
         k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
-        if k not in ("csv", "json")}, "rows": rows}, indent=2) + "\n")
+        if k not in ("csv", "json")}, "rows": rows, "runs": runs}, indent=2) + "\n")
     print(f"\nwrote {args.json}")
     return 0
 

@@ -402,3 +402,17 @@ def test_collective_helpers_on_two_ranks(hvd_run):
         assert checks["mean_of_rank"] == {"one": 1.0, "rank": 0.5}
         assert checks["weighted_mean_of_rank"] == pytest.approx(2 / 3)  # (0*1 + 1*2) / 3
         assert checks["mismatched_names_raise"] is True  # on both ranks: nobody hangs
+
+
+def test_pin_cpus_gives_each_local_rank_its_own_cores(monkeypatch):
+    calls = {}
+    monkeypatch.setattr(dist.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3, 4, 5, 6, 7})
+    monkeypatch.setattr(dist.os, "sched_setaffinity", lambda tid, cpus: calls.setdefault(tid, cpus))
+    assert dist.pin_cpus(local_rank=1, local_size=4, threads=2) == [2, 3]
+    assert calls and all(cpus == [2, 3] for cpus in calls.values())  # every thread of ours
+    assert os.getpid() in calls
+    calls.clear()
+    assert dist.pin_cpus(0, 1, 2) is None            # a lone process is left alone
+    assert dist.pin_cpus(0, 8, 2) is None            # not enough cores for every rank
+    monkeypatch.setenv("TF_USAUG_PIN_CPUS", "0")
+    assert dist.pin_cpus(1, 4, 2) is None and not calls

@@ -2,7 +2,6 @@
 two-rank launch through horovodrun, and generate.sh end to end once tf_usaug.augment exists."""
 from __future__ import annotations
 
-import functools
 import json
 import os
 import re
@@ -21,16 +20,6 @@ SCRIPTS = {"generate.sh": "tf_usaug.augment"}
 STANDIN = REPO / "tests" / "support" / "standin_job.py"
 
 
-@functools.lru_cache(maxsize=None)
-def _augment_unavailable() -> str | None:
-    """Why tf_usaug.augment cannot run here yet (None when it can)."""
-    if not any((REPO / "tf_usaug" / "demo_data").rglob("*.png")):
-        return "no demo data in tf_usaug/demo_data"
-    proc = subprocess.run([sys.executable, "-c", "import tf_usaug.augment"], cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
-    if proc.returncode != 0:
-        return "tf_usaug.augment not importable yet: " + proc.stderr.strip().splitlines()[-1]
-    return None
 
 
 def _run(script: str, *args: str, cwd: Path = REPO, **env: str) -> subprocess.CompletedProcess:
@@ -142,9 +131,6 @@ def test_two_ranks_really_launch(horovodrun, tmp_path):
 
 @pytest.mark.hvd
 def test_generate_two_ranks_end_to_end(horovodrun, tmp_path):
-    reason = _augment_unavailable()
-    if reason:
-        pytest.skip(reason)
     out = tmp_path / "aug"
     proc = _run("generate.sh", "--demo", "--method", "traditional", "--per-image", "1",
                 "--size", "32", "--out", str(out), "--no-progress", NP="2",

@@ -396,8 +396,10 @@ def test_cli_missing_model_is_one_line_exit_2(workdir, images):
 def test_ensure_relevance_reports_child_failure(workdir, images):
     junk = workdir / "junk_model.h5"
     junk.write_bytes(b"this is not an HDF5 file")
-    with pytest.raises(RuntimeError, match="junk_model.h5: cannot load the classifier"):
+    # the child reports bad input in one line; the parent raises it as a RelevanceError
+    with pytest.raises(RelevanceError, match="junk_model.h5: cannot load the classifier") as err:
         ensure_relevance(images[:1], cli_config(junk), workdir / "cache-junk")
+    assert "\n" not in str(err.value)
 
 
 def conservation_model(rng, size=SIZE):

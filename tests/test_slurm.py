@@ -8,7 +8,6 @@ exists. Without root/apt the cluster tests skip with the reason.
 from __future__ import annotations
 
 import csv
-import functools
 import importlib.util
 import json
 import shutil
@@ -240,23 +239,10 @@ def test_generate_multinode_sbatch_launches_with_srun(slurm_cluster, tmp_path):
     assert f"into {out}" in output and not (tmp_path / "not-used").exists()
 
 
-@functools.lru_cache(maxsize=None)
-def _augment_unavailable() -> str | None:
-    """Why tf_usaug.augment cannot run here yet (None when it can)."""
-    if not any((REPO / "tf_usaug" / "demo_data").rglob("*.png")):
-        return "no demo data in tf_usaug/demo_data"
-    proc = subprocess.run([sys.executable, "-c", "import tf_usaug.augment"], cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
-    if proc.returncode != 0:
-        return "tf_usaug.augment not importable yet: " + proc.stderr.strip().splitlines()[-1]
-    return None
 
 
 @pytest.mark.slurm
 def test_strong_scaling_sbatch_with_augment(slurm_cluster, tmp_path):
-    reason = _augment_unavailable()
-    if reason:
-        pytest.skip(reason)
     # two demo images (and their masks), in the demo's BUSI layout
     demo = REPO / "tf_usaug" / "demo_data"
     content = tmp_path / "content"

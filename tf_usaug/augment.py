@@ -181,7 +181,13 @@ class Method:
         self.cfg, self.out = cfg, out
 
     def prepare(self, batches: Sequence[Sequence[WorkItem]]) -> None:
-        """Per-rank set-up for the batches this rank will process (models, caches)."""
+        """Per-rank set-up for the batches this rank will process (models, caches).
+
+        Also compiles the output filter for the batch shape: start-up cost, not generation.
+        """
+        if self.cfg.srad and batches:
+            _srad_filter(np.zeros((len(batches[0]), self.cfg.size, self.cfg.size), np.float32),
+                         self.cfg)
 
     def run(self, batch: Sequence[WorkItem]) -> list[tuple[np.ndarray, np.ndarray | None, dict]]:
         raise NotImplementedError
@@ -281,6 +287,7 @@ class NSTMethod(Method):
         from .losses import StyleLossConfig
         from .nst import NSTConfig, Stylizer
 
+        super().prepare(batches)
         log = _log.get()
         if self.cfg.relevance and batches:
             from .relevance import ensure_relevance
@@ -294,14 +301,22 @@ class NSTMethod(Method):
                                                          verbose=self.cfg.verbose)
         with _log.Stage(f"building the {self.cfg.backbone} stylizer (weights: {self.cfg.weights})",
                         log):
-            import tensorflow as tf
-
-            # Random ("none") weights must be the same network in every process and run.
-            tf.keras.utils.set_random_seed(self.cfg.seed)
+            # BackboneConfig.seed: random ("none") weights are the same network in every
+            # process and run
             self.stylizer = Stylizer(
-                BackboneConfig(name=self.cfg.backbone, weights=self.cfg.weights),
+                BackboneConfig(name=self.cfg.backbone, weights=self.cfg.weights,
+                               seed=self.cfg.seed),
                 StyleLossConfig(),
                 NSTConfig(iterations=self.cfg.iterations, batch_size=self.cfg.batch_size))
+        if batches:
+            # graph tracing is start-up: done here, the first batch runs at full speed
+            first = batches[0]
+            with _log.Stage("compiling the NST step", log):
+                self.stylizer.warm_up(len(first), len(first[0].styles), self.cfg.size,
+                                      self.cfg.size, content_weights=self.cfg.relevance)
+                if self.cfg.relevance:  # the heatmaps' plotting modules, imported once
+                    import matplotlib.backends.backend_agg  # noqa: F401
+                    import matplotlib.figure  # noqa: F401
 
     def _style(self, path: Path) -> np.ndarray:
         if path not in self._style_cache:
@@ -419,7 +434,8 @@ def run(cfg: AugmentConfig) -> dict:
     style_pool = _style_pool(cfg, contents)
 
     t_start = time.perf_counter()
-    ctx = distributed.init(cfg.threads)
+    # one small collective per batch: a slow Horovod cycle leaves the cores to the work
+    ctx = distributed.init(cfg.threads, cycle_time_ms=50)
     log = _log.setup(cfg.verbose, ctx.rank)
     out = OutputDir(cfg.out)
     if ctx.is_root:
@@ -445,7 +461,9 @@ def run(cfg: AugmentConfig) -> dict:
              done_before, ctx.size, cfg.method, cfg.size, cfg.size)
 
     method = METHOD_CLASSES[cfg.method](cfg, out)
+    t_prepare = time.perf_counter()
     method.prepare(mine)
+    prepare_seconds = time.perf_counter() - t_prepare
 
     bar = None
     if ctx.is_root and cfg.progress:
@@ -459,7 +477,7 @@ def run(cfg: AugmentConfig) -> dict:
         n_new = 0
         if r < len(mine):
             batch = mine[r]
-            t0 = time.perf_counter()
+            t0, cpu0 = time.perf_counter(), time.process_time()
             results = method.run(batch)
             seconds = (time.perf_counter() - t0) / max(1, len(batch))
             for item, (image, mask, extras) in zip(batch, results):
@@ -469,6 +487,9 @@ def run(cfg: AugmentConfig) -> dict:
                 n_new += 1
             busy += time.perf_counter() - t0
             written += n_new
+            log.debug("rank %d: batch %d/%d, %d images in %.2f s (CPU %.2f s)", ctx.rank, r + 1,
+                      len(mine), len(batch), time.perf_counter() - t0,
+                      time.process_time() - cpu0)
         total_new = int(ctx.allreduce_sum([n_new])[0])  # Horovod: global progress per round
         if bar is not None:
             bar.update(total_new)
@@ -476,7 +497,8 @@ def run(cfg: AugmentConfig) -> dict:
     if bar is not None:
         bar.close()
     stats = {"rank": ctx.rank, "images": written, "busy_seconds": round(busy, 3),
-             "idle_seconds": round(idle, 3), "host": os.uname().nodename}
+             "idle_seconds": round(idle, 3), "prepare_seconds": round(prepare_seconds, 3),
+             "cpus": ctx.cpus, "host": os.uname().nodename}
     write_json(out.rank_path(ctx.rank), stats)
     per_rank = ctx.allgather_object(stats)
 

@@ -38,6 +38,8 @@ backward passes.
 """
 from __future__ import annotations
 
+import dataclasses
+import time
 import zlib
 from dataclasses import dataclass, field
 from typing import NamedTuple, Sequence
@@ -484,6 +486,31 @@ class Stylizer:
         return self._run_steps(state, problem, tf.constant(int(steps)))
 
     # ------------------------------------------------------------------ the public call
+
+    def warm_up(self, batch: int, refs: int, height: int, width: int,
+                content_weights: bool = True) -> float:
+        """Trace (and compile) every step function for one batch shape before real work.
+
+        Runs :meth:`stylize` on a noise batch of that shape with one iteration per scale:
+        ``tf.function`` traces depend on shapes, not on the iteration count, so the first real
+        batch then runs at full speed. Graph building is start-up cost (several seconds for
+        ResNet50 on a CPU); a job that measures its generation throughput calls this first.
+
+        Returns:
+            Seconds spent.
+        """
+        start = time.perf_counter()
+        cfg = self.cfg
+        self.cfg = dataclasses.replace(cfg, iterations=len(cfg.scales), scale_fractions=None)
+        try:
+            rng = np.random.default_rng(0)
+            self.stylize(rng.random((batch, height, width), np.float32),
+                         rng.random((batch, refs, height, width), np.float32),
+                         content_weights=(np.ones((batch, height, width), np.float32)
+                                          if content_weights else None))
+        finally:
+            self.cfg = cfg
+        return time.perf_counter() - start
 
     def stylize(self, contents, styles, content_weights=None, masks=None,
                 style_masks=None) -> StylizeResult:
