@@ -40,10 +40,11 @@ $(STAMP): setup.cfg pyproject.toml | check-tools
 $(HVD_STAMP): $(STAMP)
 	@echo "==> building Horovod 0.28.1 from source against TensorFlow (TF + Gloo; about 2 minutes)"
 	$(HOROVOD_ENV) $(PIP) install -q --no-build-isolation --no-cache-dir horovod==0.28.1
-	@echo "==> checking the Horovod build"
-	@$(VENV)/bin/horovodrun --check-build
-	@$(VENV)/bin/horovodrun --check-build | grep -q '\[X\] TensorFlow' || { echo "error: Horovod was built without TensorFlow" >&2; exit 1; }
-	@$(VENV)/bin/horovodrun --check-build | grep -q '\[X\] Gloo' || { echo "error: Horovod was built without Gloo" >&2; exit 1; }
+	@echo "==> checking the Horovod build (horovodrun --check-build)"
+	@out=$$(TF_CPP_MIN_LOG_LEVEL=3 $(VENV)/bin/horovodrun --check-build 2>&1); \
+	  echo "$$out" | sed -n '/^Horovod v/,$$p'; \
+	  echo "$$out" | grep -q '\[X\] TensorFlow' || { echo "error: Horovod was built without TensorFlow" >&2; exit 1; }; \
+	  echo "$$out" | grep -q '\[X\] Gloo' || { echo "error: Horovod was built without Gloo" >&2; exit 1; }
 	@touch $@
 
 demo: install

@@ -31,6 +31,7 @@ from . import _log
 from .datasets import DatasetError, Sample, discover, load_sample
 from .io import ImageError, read_image, resize
 from .outputs import OutputDir, write_json, write_png
+from .relevance import PREPROCESS_MODES, RelevanceError
 
 DEMO_DATA = Path(__file__).resolve().parent / "demo_data"
 METHODS = ("nst", "traditional", "srad")
@@ -84,7 +85,7 @@ class AugmentConfig:
     weights: str = "imagenet"
     relevance: bool = True
     relevance_model: str = "resnet50"
-    relevance_weights: str | None = None  # None: same as ``weights``
+    relevance_weights: str | None = None  # None: see relevance_weights()
     relevance_rule: str = "lrp.alpha_2_beta_1"
     relevance_preprocess: str | None = None  # None: RelevanceConfig's ("caffe", ResNet50's)
     cache: Path | None = None
@@ -142,16 +143,17 @@ def plan_items(cfg: AugmentConfig, contents: Sequence[Sample],
     """Enumerate the work items deterministically (order: content key, then k)."""
     from .distributed import item_seed
 
-    def candidates_of(sample):
+    pool = [(Path(p), Path(p).resolve()) for p in style_pool]
+    candidates_of = {}
+    for sample in contents:
         own = Path(sample.image).resolve()
-        return [p for p in style_pool if Path(p).resolve() != own] or list(style_pool)
-
+        candidates_of[sample.key] = [p for p, real in pool if real != own] or [p for p, _ in pool]
     # one n for every item, so that batches stack (a small pool that holds some content images
     # leaves those items one candidate fewer)
-    n_styles = min([cfg.n_styles] + [len(candidates_of(s)) for s in contents])
+    n_styles = min([cfg.n_styles] + [len(c) for c in candidates_of.values()])
     items = []
     for sample in contents:
-        candidates = candidates_of(sample)
+        candidates = candidates_of[sample.key]
         for k in range(cfg.per_image):
             name = f"{sample.key}__{cfg.method}{k:03d}"
             seed = item_seed(cfg.seed, name)
@@ -159,7 +161,7 @@ def plan_items(cfg: AugmentConfig, contents: Sequence[Sample],
             if cfg.method == "nst":
                 rng = np.random.default_rng(seed)
                 picks = rng.choice(len(candidates), size=n_styles, replace=False)
-                styles = tuple(Path(candidates[i]) for i in picks)
+                styles = tuple(candidates[i] for i in picks)
             items.append(WorkItem(name, sample, k, seed, styles))
     return items
 
@@ -570,8 +572,9 @@ def build_parser() -> argparse.ArgumentParser:
     a("--relevance-weights", dest="relevance_weights",
       help="weights of the relevance classifier (default: --weights if imagenet/none)")
     a("--relevance-rule", dest="relevance_rule", help="iNNvestigate rule, e.g. lrp.epsilon")
-    a("--relevance-preprocess", dest="relevance_preprocess",
-      help="grey [0,1] -> classifier input: caffe (ResNet50, default), tf, torch or unit")
+    a("--relevance-preprocess", dest="relevance_preprocess", choices=PREPROCESS_MODES,
+      help="grey [0,1] -> classifier input (default caffe, ResNet50's; unit for a "
+           "one-channel classifier on [0,1] images)")
     a("--cache", type=Path, help="relevance cache folder (default OUT/cache)")
     a("--threads", type=int, help="CPU threads per rank (default cores / local ranks)")
     a("--no-progress", dest="progress", action="store_false", default=None)
@@ -600,8 +603,6 @@ def _rank_from_env() -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .relevance import RelevanceError
-
     cfg = config_from_args(argv)
     try:
         run(cfg)

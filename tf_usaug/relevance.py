@@ -284,7 +284,8 @@ def ensure_relevance(image_paths: Iterable[str | Path], cfg: RelevanceConfig,
         raise RelevanceError(errors[-1])
     if returncode != 0:
         raise RuntimeError(f"the relevance stage failed (exit {returncode}): "
-                           f"{' '.join(cmd[2:])}\n" + "".join(tail).rstrip())
+                           f"{' '.join(cmd[2:])}\n" + "".join(tail).rstrip()
+                           + "".join(f"\nerror: {e}" for e in errors))
     absent = [str(p) for p in missing if not paths[p].exists()]
     if absent:
         raise RuntimeError(f"the relevance stage exited 0 but wrote no map for: {', '.join(absent)}")
