@@ -234,6 +234,9 @@ class SRADMethod(Method):
 
     name = "srad"
 
+    def prepare(self, batches):
+        """Nothing to set up: the outputs are the series itself, never filtered again."""
+
     def run(self, batch):
         from .srad import SRADConfig, srad_tf
 

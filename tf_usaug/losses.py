@@ -1004,8 +1004,7 @@ def _layer_style_loss(gen, target: dict, cfg: StyleLossConfig, masks, sample_off
     _check_rank(gen, (4,), "gen_features")
     samples = _flatten_samples(gen)
     batch, count = tf.shape(samples)[0], tf.shape(samples)[1]
-    needed = {"gram": ["gram"], "mmd": ["mmd"], "multi_reference": ["multi_reference"],
-              "proposed": ["mmd", "multi_reference"]}[cfg.kind]
+    needed = list(cfg.term_weights)
     if any(key not in target for key in needed):
         raise ValueError(f"style targets lack {needed} for kind={cfg.kind!r}: build them with "
                          "build_style_targets and the same StyleLossConfig")
