@@ -214,9 +214,10 @@ class StepTimer:
 
 
 def build_stylizer(backbone: str, style_kind: str, fold: bool, xla: bool, fused: bool = True):
-    from tf_usaug.backbones import BackboneConfig
-    from tf_usaug.losses import StyleLossConfig
-    from tf_usaug.nst import NSTConfig, Stylizer
+    from tf_usaug.nst.backbones import BackboneConfig
+    from tf_usaug.nst.losses import StyleLossConfig
+    from tf_usaug.nst.config import NSTConfig
+    from tf_usaug.nst.stylizer import Stylizer
 
     return Stylizer(BackboneConfig(name=backbone, weights="none", fold_batchnorm=fold),
                     StyleLossConfig(kind=style_kind, fused=fused), NSTConfig(xla=xla))
@@ -228,8 +229,9 @@ def run(args) -> dict:
 
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
-    from tf_usaug.backbones import forward_conv_flops
-    from tf_usaug.nst import NSTConfig, split_iterations
+    from tf_usaug.nst.backbones import forward_conv_flops
+    from tf_usaug.nst.config import NSTConfig
+    from tf_usaug.nst.optim import split_iterations
 
     load_before = os.getloadavg()
     matmul, matmul_cpu = matmul_gflops(args.matmul, args.repeats)

@@ -94,14 +94,15 @@ def child_build(rule: str, size: int, fold_bn: bool, repeats: int, workdir: Path
     tf.compat.v1.disable_eager_execution()
     from tensorflow import keras
 
-    from tf_usaug import relevance as rel
+    from tf_usaug.nn import batchnorm
+    from tf_usaug.xai import lrp, relevance as rel
 
     out: dict = {"rule": rule, "size": size, "fold_bn": fold_bn, "model": "resnet50",
                  "weights": "none", "depth": depth, "skip_constant_evaluation": fast,
                  "random_bn_statistics": random_bn}
     cfg = rel.RelevanceConfig(weights="none", rule=rule, size=size, fold_bn=fold_bn)
     t0 = time.perf_counter()
-    model = rel.load_classifier(cfg)
+    model = lrp.load_classifier(cfg)
     if random_bn:
         randomise_batchnorm(model)
     if depth != "full":  # truncated classifier: stop after a stage, then GAP + a dense head
@@ -112,22 +113,22 @@ def child_build(rule: str, size: int, fold_bn: bool, repeats: int, workdir: Path
     out["layers"] = len(model.layers)
     if fold_bn:
         t0 = time.perf_counter()
-        model = rel.fold_batchnorm(model)
+        model = batchnorm.fold_batchnorm(model)
         out["fold_s"] = time.perf_counter() - t0
         out["layers_folded"] = len(model.layers)
     t0 = time.perf_counter()
-    analyzer = rel.build_analyzer(model, cfg, fast=fast)
+    analyzer = lrp.build_analyzer(model, cfg, fast=fast)
     out["analyzer_build_s"] = time.perf_counter() - t0
 
     rng = np.random.default_rng(0)
     grey = rng.uniform(0, 1, (2, size, size)).astype(np.float32)
-    x = rel.preprocess_batch(grey, cfg.preprocess, 3)
+    x = lrp.preprocess_batch(grey, cfg.preprocess, 3)
     t0 = time.perf_counter()
-    maps = rel.analyze_batch(analyzer, x, cfg)
+    maps = lrp.analyze_batch(analyzer, x, cfg)
     out["first_analyze_s_per_image"] = (time.perf_counter() - t0) / len(x)
     t0 = time.perf_counter()
     for _ in range(repeats):
-        maps = rel.analyze_batch(analyzer, x, cfg)
+        maps = lrp.analyze_batch(analyzer, x, cfg)
     out["analyze_s_per_image"] = (time.perf_counter() - t0) / (repeats * len(x))
     logits = model.predict(x, verbose=0)
     explained = logits.max(axis=1)

@@ -92,15 +92,16 @@ def main(argv=None) -> int:
     sys.path.insert(0, str(REPO))
     import numpy as np
 
-    from tf_usaug import srad as srad_module
-    from tf_usaug._log import setup
-    from tf_usaug.outputs import write_json
+    from tf_usaug.filters import srad as srad_module
+    from tf_usaug.filters import srad_tf as srad_tf_module
+    from tf_usaug.log import setup
+    from tf_usaug.files import write_json
 
     setup(verbose=False)
     import tensorflow as tf
 
     if args.threads:
-        from tf_usaug.distributed import configure_threads
+        from tf_usaug.distributed.context import configure_threads
         configure_threads(args.threads)
 
     load_before = os.getloadavg()
@@ -112,10 +113,10 @@ def main(argv=None) -> int:
         for batch in args.batches:
             tensor = tf.constant(images[:batch])
             seconds = time_calls(
-                lambda: srad_module.srad_tf(tensor, args.iterations, jit_compile=jit).numpy(),
+                lambda: srad_tf_module.srad_tf(tensor, args.iterations, jit_compile=jit).numpy(),
                 args.repeats)
             rows.append(row(backend, batch, args.size, args.iterations, seconds))
-    check = np.abs(srad_module.srad_tf(images[:1], args.iterations).numpy()[0]
+    check = np.abs(srad_tf_module.srad_tf(images[:1], args.iterations).numpy()[0]
                    - srad_module.srad(images[0], args.iterations)).max()
 
     print(f"SRAD throughput, {args.size}x{args.size}, {args.iterations} iterations per call, "

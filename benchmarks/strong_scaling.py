@@ -3,7 +3,7 @@
     python benchmarks/strong_scaling.py                     # np 1 2, one thread per rank, 3 rounds
     python benchmarks/strong_scaling.py --np 1 2 4 --threads 1 --iterations 100 --repeats 5
 
-The default workload is the README's: the 32 demo images, NST at 128 px, 60 iterations,
+The default workload is the one in docs/scale-out.md: the 32 demo images, NST at 128 px, 60 iterations,
 batches of 4, random weights (about 10 minutes for np 1 2 x 3 rounds on 2 cores).
 
 Each np runs ``horovodrun -np N --gloo python -m tf_usaug.augment ...`` into a fresh output
@@ -36,7 +36,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tf_usaug.scaling import append_row, job_throughput, make_row  # noqa: E402
+from tf_usaug.distributed.scaling import append_row, job_throughput, make_row
 
 
 def horovodrun() -> str:

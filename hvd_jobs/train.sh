@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Data-parallel training on NP Horovod ranks (horovodrun --gloo) of any training module built on
 # tf_usaug.distributed (init, scaled learning rate, DistributedOptimizer / DistributedGradientTape,
-# broadcast, rank-0 checkpoints: see the README, "Distributed training").
+# broadcast, rank-0 checkpoints: see docs/scale-out.md).
 # Runs `python -m MODULE ARGS`, the module given as the first argument.
 #   NP=8 hvd_jobs/train.sh myproject.train_classifier --data aug/ --out runs/classifier
 #   DRY_RUN=1 NP=8 hvd_jobs/train.sh myproject.train_classifier ...   # print the command only

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, run_module
-from tf_usaug.outputs import read_manifest
+from tf_usaug.pipeline.outputs import read_manifest
 
 
 def make_busi(root: Path, per_class: int = 2, size: int = 40, seed: int = 0) -> Path:
@@ -283,15 +283,17 @@ def test_kill_one_rank_then_rerun_completes_every_item_once(tmp_path, horovodrun
 # --------------------------------------------------------------------------------------------
 # Bad input on the NST path and bad arguments: one line, exit 2, before any work
 # --------------------------------------------------------------------------------------------
-def test_nst_corrupt_content_is_one_clear_line_from_the_relevance_stage(tmp_path,
-                                                                       small_classifier):
+def test_nst_corrupt_content_is_one_clear_error_before_any_model(tmp_path, small_classifier):
     data = make_busi(tmp_path / "data", per_class=1)
     (data / "benign" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
     proc = augment(*nst_args(data, tmp_path / "out", small_classifier), check=False)
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     errors = [line for line in proc.stderr.splitlines() if "error:" in line]
-    assert len(errors) == 1 and "broken.png" in errors[0], proc.stderr
+    assert len(errors) == 1 and "1 of 3 input files cannot be used" in errors[0], proc.stderr
+    listed = [line for line in proc.stderr.splitlines() if "broken.png" in line]
+    assert len(listed) == 1 and "not a readable PNG image" in listed[0]
+    assert "relevance maps" not in proc.stderr        # stopped before the relevance stage
 
 
 @pytest.mark.parametrize("flags,needle", [
@@ -313,8 +315,9 @@ def test_bad_arguments_are_one_clear_line(tmp_path, flags, needle):
 
 
 def test_every_item_gets_the_same_number_of_style_references(tmp_path):
-    from tf_usaug.augment import AugmentConfig, plan_items
-    from tf_usaug.datasets import discover
+    from tf_usaug.pipeline.config import AugmentConfig
+    from tf_usaug.pipeline.plan import plan_items
+    from tf_usaug.data.datasets import discover
 
     data = make_busi(tmp_path / "data", per_class=2)
     contents = discover(data)

@@ -9,10 +9,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_usaug.backbones import (RESNET50_CONTENT_LAYER, RESNET50_STYLE_LAYERS,
-                                VGG19_CONTENT_LAYER, VGG19_STYLE_LAYERS, BackboneConfig,
-                                BackboneError, build_extractor, fold_batchnorm,
-                                forward_conv_flops)
+from tf_usaug.nst.backbones import (RESNET50_CONTENT_LAYER, RESNET50_STYLE_LAYERS,
+                                    VGG19_CONTENT_LAYER,
+                                    VGG19_STYLE_LAYERS,
+                                    BackboneConfig,
+                                    BackboneError,
+                                    build_extractor,
+                                    fold_batchnorm,
+                                    forward_conv_flops)
 
 # Caffe-mode ImageNet means (BGR) that keras' resnet50 / vgg19 preprocess_input subtracts.
 IMAGENET_BGR_MEAN = np.array([103.939, 116.779, 123.68], np.float32)

@@ -7,9 +7,10 @@ import cv2
 import numpy as np
 import pytest
 
-from tf_usaug.crop import (CropConfig, crop_to_scan, find_brightness_bars,
-                           remove_brightness_bars, scan_box, scan_mask)
-from tf_usaug.io import read_image
+from tf_usaug.data.crop import (CropConfig, crop_to_scan, find_brightness_bars,
+                                remove_brightness_bars, scan_box,
+                                scan_mask)
+from tf_usaug.data.image_io import read_image
 
 pydicom = pytest.importorskip("pydicom")
 import pydicom.data  # noqa: E402

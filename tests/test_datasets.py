@@ -1,4 +1,4 @@
-"""tf_usaug.datasets: BUSI / flat / CSV discovery, mask merging, stratified splits, k-fold."""
+"""tf_usaug.data.datasets: BUSI / flat / CSV discovery, mask merging, stratified splits, k-fold."""
 from __future__ import annotations
 
 import math
@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tf_usaug.datasets import (DatasetError, Sample, discover, discover_images, load_sample,
-                               mask_stem, split, stratified_kfold, stratum_counts)
-from tf_usaug.io import ImageError
+from tf_usaug.data.datasets import (DatasetError, Sample, discover, discover_images, load_sample,
+                                    mask_stem, split,
+                                    stratified_kfold,
+                                    stratum_counts)
+from tf_usaug.data.image_io import ImageError
 
 PAPER_002_FRACTIONS = (0.7, 0.15, 0.15)
 

@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tf_usaug import distributed as dist
-from tf_usaug.distributed import Context
+from tf_usaug.distributed import context as dist_context
+from tf_usaug.distributed import training as dist_training
+from tf_usaug.distributed.context import Context
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "tests" / "support" / "hvd_train_tiny.py"
@@ -43,15 +44,15 @@ def greedy_reference(costs, size):
 def test_shard_known_plan():
     # LPT by hand: 5->r0, 4->r1, 3->r1 (7), 3->r0 (8), 3->r1 (10).
     costs = [5, 4, 3, 3, 3]
-    assert dist.shard(costs, 0, 2) == [0, 3]
-    assert dist.shard(costs, 1, 2) == [1, 2, 4]
+    assert dist_context.shard(costs, 0, 2) == [0, 3]
+    assert dist_context.shard(costs, 1, 2) == [1, 2, 4]
 
 
 @pytest.mark.parametrize("size", [1, 2, 3, 8])
 def test_shard_is_a_balanced_deterministic_partition(size, rng):
     costs = rng.uniform(0.1, 10.0, size=37).tolist()
-    plans = [dist.shard(costs, r, size) for r in range(size)]
-    assert plans == [dist.shard(costs, r, size) for r in range(size)]  # deterministic
+    plans = [dist_context.shard(costs, r, size) for r in range(size)]
+    assert plans == [dist_context.shard(costs, r, size) for r in range(size)]  # deterministic
     flat = sorted(i for plan in plans for i in plan)
     assert flat == list(range(len(costs)))  # disjoint and covering
     owner = greedy_reference(costs, size)
@@ -62,66 +63,66 @@ def test_shard_is_a_balanced_deterministic_partition(size, rng):
 
 @pytest.mark.parametrize("n, size", [(10, 3), (8, 4), (3, 5)])
 def test_shard_equal_costs_deal_round_robin(n, size):
-    plans = [dist.shard([1.0] * n, r, size) for r in range(size)]
+    plans = [dist_context.shard([1.0] * n, r, size) for r in range(size)]
     assert plans == [list(range(r, n, size)) for r in range(size)]
     assert max(map(len, plans)) - min(map(len, plans)) <= 1
 
 
 def test_shard_edges_and_bad_rank():
-    assert dist.shard([], 0, 3) == []
-    assert dist.shard([2.0, 1.0], 0, 1) == [0, 1]
+    assert dist_context.shard([], 0, 3) == []
+    assert dist_context.shard([2.0, 1.0], 0, 1) == [0, 1]
     for rank, size in [(-1, 2), (2, 2), (0, 0)]:
         with pytest.raises(ValueError):
-            dist.shard([1.0], rank, size)
+            dist_context.shard([1.0], rank, size)
 
 
 def test_item_seed_is_stable():
     # Independent derivation: first 4 bytes of sha256("seed\0key") as little-endian, 31 bits.
     digest = hashlib.sha256(b"42\x00benign/benign (1).png").digest()
     expected = struct.unpack("<I", digest[:4])[0] & 0x7FFFFFFF
-    assert dist.item_seed(42, "benign/benign (1).png") == expected
+    assert dist_context.item_seed(42, "benign/benign (1).png") == expected
     # Pinned: changing the derivation would silently change every augmented dataset.
-    assert dist.item_seed(0, "a") == 1218452063
+    assert dist_context.item_seed(0, "a") == 1218452063
 
 
 def test_item_seed_differs_by_key_and_seed():
-    seeds = {dist.item_seed(s, k) for s in range(5) for k in ("a", "b", "c", "ab")}
+    seeds = {dist_context.item_seed(s, k) for s in range(5) for k in ("a", "b", "c", "ab")}
     assert len(seeds) == 20
     assert all(0 <= s < 2 ** 31 for s in seeds)
-    assert dist.item_seed(np.int64(3), "x") == dist.item_seed(3, "x")
+    assert dist_context.item_seed(np.int64(3), "x") == dist_context.item_seed(3, "x")
 
 
 # -------------------------------------------------------------------- pure training helpers
 
 def test_training_config_defaults_and_validation():
-    cfg = dist.HorovodTrainingConfig()
+    cfg = dist_training.HorovodTrainingConfig()
     assert (cfg.warmup_epochs, cfg.momentum_correction, cfg.root_rank) == (5, True, 0)
     for bad in [dict(warmup_epochs=-1), dict(warmup_epochs=2.5), dict(root_rank=-1)]:
         with pytest.raises(ValueError):
-            dist.HorovodTrainingConfig(**bad)
+            dist_training.HorovodTrainingConfig(**bad)
 
 
 def test_writer_and_verbosity():
-    assert dist.is_writer(Context()) and dist.fit_verbosity(Context()) == 2
+    assert dist_training.is_writer(Context()) and dist_training.fit_verbosity(Context()) == 2
     rank1 = Context(rank=1, size=2)
-    assert not dist.is_writer(rank1) and dist.fit_verbosity(rank1, 1) == 0
+    assert not dist_training.is_writer(rank1) and dist_training.fit_verbosity(rank1, 1) == 0
 
 
 def test_scaled_learning_rate_and_batch_split():
-    assert dist.scaled_learning_rate(1e-4, Context()) == 1e-4
-    assert dist.scaled_learning_rate(1e-4, Context(size=8)) == pytest.approx(8e-4)
-    assert dist.per_rank_batch_size(32, Context(size=8)) == 4
-    assert dist.per_rank_batch_size(32, Context()) == 32
-    for call in [lambda: dist.scaled_learning_rate(0.0, Context()),
-                 lambda: dist.per_rank_batch_size(32, Context(size=3)),
-                 lambda: dist.per_rank_batch_size(0, Context())]:
+    assert dist_training.scaled_learning_rate(1e-4, Context()) == 1e-4
+    assert dist_training.scaled_learning_rate(1e-4, Context(size=8)) == pytest.approx(8e-4)
+    assert dist_training.per_rank_batch_size(32, Context(size=8)) == 4
+    assert dist_training.per_rank_batch_size(32, Context()) == 32
+    for call in [lambda: dist_training.scaled_learning_rate(0.0, Context()),
+                 lambda: dist_training.per_rank_batch_size(32, Context(size=3)),
+                 lambda: dist_training.per_rank_batch_size(0, Context())]:
         with pytest.raises(ValueError):
             call()
 
 
 @pytest.mark.parametrize("n, batch, size", [(10, 2, 4), (16, 4, 2), (33, 4, 8), (7, 7, 1)])
 def test_shard_steps_fit_the_smallest_shard(n, batch, size):
-    steps = dist.shard_steps(n, batch, Context(size=size))
+    steps = dist_training.shard_steps(n, batch, Context(size=size))
     shard_sizes = [len(range(r, n, size)) for r in range(size)]  # what ds.shard deals
     assert all(steps * batch <= s for s in shard_sizes)
     assert (steps + 1) * batch > min(shard_sizes)
@@ -129,9 +130,9 @@ def test_shard_steps_fit_the_smallest_shard(n, batch, size):
 
 def test_shard_steps_rejects_too_little_data():
     with pytest.raises(ValueError):
-        dist.shard_steps(7, 4, Context(size=2))
+        dist_training.shard_steps(7, 4, Context(size=2))
     with pytest.raises(ValueError):
-        dist.shard_steps(8, 0, Context())
+        dist_training.shard_steps(8, 0, Context())
 
 
 def horovod_callback_multiplier(epoch, batch, steps_per_epoch, warmup_epochs, size):
@@ -147,22 +148,22 @@ def test_warmup_multiplier_matches_horovods_callback(size, spe, warmup_epochs):
             step = epoch * spe + batch
             expected = (horovod_callback_multiplier(epoch, batch, spe, warmup_epochs, size)
                         if epoch < warmup_epochs else 1.0)
-            assert dist.warmup_multiplier(step, warmup_epochs * spe, size) == \
+            assert dist_training.warmup_multiplier(step, warmup_epochs * spe, size) == \
                 pytest.approx(expected, rel=1e-12)
 
 
 def test_warmup_multiplier_ramp_shape():
     steps = np.arange(12)
-    factor = dist.warmup_multiplier(steps, 8, 4)
+    factor = dist_training.warmup_multiplier(steps, 8, 4)
     assert factor[0] == pytest.approx((1 + 3 / 8) / 4)  # about lr / size at step 0
     assert factor[7] == 1.0 and np.all(factor[7:] == 1.0)
     assert np.all(np.diff(factor) >= 0) and np.all(factor <= 1.0)
     np.testing.assert_allclose(np.diff(factor[:8]), 3 / 8 / 4)  # linear
-    assert np.all(dist.warmup_multiplier(steps, 8, 1) == 1.0)
-    assert np.all(dist.warmup_multiplier(steps, 0, 4) == 1.0)
+    assert np.all(dist_training.warmup_multiplier(steps, 8, 1) == 1.0)
+    assert np.all(dist_training.warmup_multiplier(steps, 0, 4) == 1.0)
     for args in [(-1, 8, 2), (0, 2.5, 2), (0, -1, 2), (0, 4, 0)]:
         with pytest.raises(ValueError):
-            dist.warmup_multiplier(*args)
+            dist_training.warmup_multiplier(*args)
 
 
 # ----------------------------------------------------------- training helpers on one rank (TF)
@@ -180,24 +181,24 @@ def tiny_model(tf):
 
 def test_shard_dataset(tf):
     ds = tf.data.Dataset.range(10)
-    assert dist.shard_dataset(ds, Context()) is ds
-    shards = [[int(v) for v in dist.shard_dataset(ds, Context(rank=r, size=3))] for r in range(3)]
+    assert dist_training.shard_dataset(ds, Context()) is ds
+    shards = [[int(v) for v in dist_training.shard_dataset(ds, Context(rank=r, size=3))] for r in range(3)]
     assert shards == [list(range(r, 10, 3)) for r in range(3)]
 
 
 def test_warmup_schedule_scales_floats_and_schedules(tf):
     size, warmup = 4, 6
-    schedule = dist.warmup_schedule(0.4, warmup, Context(size=size))
+    schedule = dist_training.warmup_schedule(0.4, warmup, Context(size=size))
     steps = np.arange(10)
     got = np.array([float(schedule(s)) for s in steps])
-    np.testing.assert_allclose(got, 0.4 * dist.warmup_multiplier(steps, warmup, size), rtol=1e-6)
+    np.testing.assert_allclose(got, 0.4 * dist_training.warmup_multiplier(steps, warmup, size), rtol=1e-6)
 
     cosine = tf.keras.optimizers.schedules.CosineDecay(5e-4, decay_steps=20, alpha=1e-6 / 5e-4)
-    warm_cosine = dist.warmup_schedule(cosine, warmup, Context(size=size))
-    expected = [float(cosine(s)) * dist.warmup_multiplier(s, warmup, size) for s in steps]
+    warm_cosine = dist_training.warmup_schedule(cosine, warmup, Context(size=size))
+    expected = [float(cosine(s)) * dist_training.warmup_multiplier(s, warmup, size) for s in steps]
     np.testing.assert_allclose([float(warm_cosine(s)) for s in steps], expected, rtol=1e-6)
 
-    single = dist.warmup_schedule(cosine, warmup, Context())
+    single = dist_training.warmup_schedule(cosine, warmup, Context())
     np.testing.assert_allclose([float(single(s)) for s in steps],
                                [float(cosine(s)) for s in steps], rtol=1e-7)
 
@@ -206,26 +207,26 @@ def test_warmup_schedule_scales_floats_and_schedules(tf):
 
 
 def test_warmup_schedule_drives_an_optimizer(tf):
-    schedule = dist.warmup_schedule(0.2, 4, Context(size=2))
+    schedule = dist_training.warmup_schedule(0.2, 4, Context(size=2))
     for opt in [tf.keras.optimizers.SGD(schedule), tf.keras.optimizers.legacy.SGD(schedule)]:
         var = tf.Variable([1.0])
         for step in range(6):  # gradient 1: each step moves the variable by -lr(step)
             before = float(var[0])
             opt.apply_gradients([(tf.constant([1.0]), var)])
             assert before - float(var[0]) == pytest.approx(
-                0.2 * dist.warmup_multiplier(step, 4, 2), rel=1e-6)
+                0.2 * dist_training.warmup_multiplier(step, 4, 2), rel=1e-6)
 
 
 def test_wrap_optimizer_and_tape_are_identity_on_one_rank(tf):
     opt = tf.keras.optimizers.SGD(0.1)
-    assert dist.wrap_optimizer(opt, Context(), compression=None) is opt
+    assert dist_training.wrap_optimizer(opt, Context(), compression=None) is opt
     legacy = tf.keras.optimizers.legacy.Adam(0.1)
-    assert dist.wrap_optimizer(legacy, Context()) is legacy
+    assert dist_training.wrap_optimizer(legacy, Context()) is legacy
     with tf.GradientTape() as tape:
         pass
-    assert dist.distributed_tape(tape, Context()) is tape
+    assert dist_training.distributed_tape(tape, Context()) is tape
     with pytest.raises(TypeError):
-        dist.wrap_optimizer("sgd", Context())
+        dist_training.wrap_optimizer("sgd", Context())
 
 
 def test_optimizer_variables_both_families(tf):
@@ -233,52 +234,52 @@ def test_optimizer_variables_both_families(tf):
     new = tf.keras.optimizers.SGD(0.1, momentum=0.9)
     new.build(model.trainable_variables)
     # iteration count + one momentum slot per trainable variable
-    assert len(dist.optimizer_variables(new)) == 1 + len(model.trainable_variables)
+    assert len(dist_training.optimizer_variables(new)) == 1 + len(model.trainable_variables)
     legacy = tf.keras.optimizers.legacy.SGD(0.1, momentum=0.9)
     legacy.apply_gradients(zip([tf.zeros_like(v) for v in model.trainable_variables],
                                model.trainable_variables))
-    assert len(dist.optimizer_variables(legacy)) == 1 + len(model.trainable_variables)
+    assert len(dist_training.optimizer_variables(legacy)) == 1 + len(model.trainable_variables)
 
 
 def test_broadcast_initial_state_on_one_rank(tf):
     model = tiny_model(tf)
     before = [w.copy() for w in model.get_weights()]
     opt = tf.keras.optimizers.Adam(1e-3)
-    dist.broadcast_initial_state(model, opt, Context())
+    dist_training.broadcast_initial_state(model, opt, Context())
     # Slots built up front (so several ranks could broadcast them before step 1).
-    assert len(dist.optimizer_variables(opt)) == 1 + 2 * len(model.trainable_variables)
+    assert len(dist_training.optimizer_variables(opt)) == 1 + 2 * len(model.trainable_variables)
     for a, b in zip(before, model.get_weights()):
         np.testing.assert_array_equal(a, b)
-    dist.broadcast_initial_state(model, None, Context())
+    dist_training.broadcast_initial_state(model, None, Context())
     with pytest.raises(ValueError):
-        dist.broadcast_initial_state(tf.keras.Sequential([tf.keras.layers.Dense(1)]), opt,
+        dist_training.broadcast_initial_state(tf.keras.Sequential([tf.keras.layers.Dense(1)]), opt,
                                      Context())
     with pytest.raises(ValueError):
-        dist.broadcast_initial_state(model, opt, Context(), root_rank=1)
+        dist_training.broadcast_initial_state(model, opt, Context(), root_rank=1)
 
 
 def test_average_metrics_on_one_rank():
-    out = dist.average_metrics({"loss": np.float32(0.25), "acc": 1}, Context(), weight=3)
+    out = dist_training.average_metrics({"loss": np.float32(0.25), "acc": 1}, Context(), weight=3)
     assert out == {"acc": 1.0, "loss": 0.25} and all(type(v) is float for v in out.values())
-    assert dist.average_metrics({}, Context()) == {}
+    assert dist_training.average_metrics({}, Context()) == {}
     for weight in [0.0, -1.0, float("nan")]:
         with pytest.raises(ValueError):
-            dist.average_metrics({"loss": 1.0}, Context(), weight=weight)
+            dist_training.average_metrics({"loss": 1.0}, Context(), weight=weight)
 
 
 def test_fit_callbacks_on_one_rank(tf, tmp_path):
     stop = tf.keras.callbacks.EarlyStopping(patience=7)
     csv = tf.keras.callbacks.CSVLogger(str(tmp_path / "log.csv"))
-    cbs = dist.fit_callbacks(Context(), 1e-4, extra=[stop], writer_only=[csv],
+    cbs = dist_training.fit_callbacks(Context(), 1e-4, extra=[stop], writer_only=[csv],
                              checkpoint_path=tmp_path / "w.h5", log_dir=tmp_path / "tb")
     assert [type(c).__name__ for c in cbs] == ["EarlyStopping", "ModelCheckpoint",
                                                "TensorBoard", "CSVLogger"]
     assert cbs[0] is stop and cbs[-1] is csv
-    assert dist.fit_callbacks(Context(), 1e-4) == []
+    assert dist_training.fit_callbacks(Context(), 1e-4) == []
     with pytest.raises(ValueError):
-        dist.fit_callbacks(Context(), 0.0)
+        dist_training.fit_callbacks(Context(), 0.0)
     with pytest.raises(ValueError):
-        dist.fit_callbacks(Context(), 1e-4, dist.HorovodTrainingConfig(root_rank=1))
+        dist_training.fit_callbacks(Context(), 1e-4, dist_training.HorovodTrainingConfig(root_rank=1))
 
 
 # ------------------------------------------------------------- 1-rank run and 2-rank run
@@ -355,13 +356,13 @@ def test_fit_warmup_follows_the_custom_loop_schedule(hvd_run, tf):
     _, runs = hvd_run
     spe = runs[0]["runs"]["warmup_new_momentum"]["steps_per_epoch"]
     warmup_steps, lr = tiny.WARMUP_EPOCHS * spe, tiny.LEARNING_RATE
-    schedule = dist.warmup_schedule(lr, warmup_steps, Context(size=2))
+    schedule = dist_training.warmup_schedule(lr, warmup_steps, Context(size=2))
     for mode in ["warmup_new_momentum", "warmup_legacy_momentum"]:
         for rank in (0, 1):
             trace = np.array(runs[rank]["runs"][mode]["lr"])
             steps = np.arange(len(trace))
             assert len(trace) == (tiny.WARMUP_EPOCHS + 1) * spe
-            np.testing.assert_allclose(trace, lr * dist.warmup_multiplier(steps, warmup_steps, 2),
+            np.testing.assert_allclose(trace, lr * dist_training.warmup_multiplier(steps, warmup_steps, 2),
                                        rtol=1e-6)
             np.testing.assert_allclose(trace, [float(schedule(s)) for s in steps], rtol=1e-6)
         np.testing.assert_array_equal(runs[0]["weights"][mode], runs[1]["weights"][mode])
@@ -406,13 +407,13 @@ def test_collective_helpers_on_two_ranks(hvd_run):
 
 def test_pin_cpus_gives_each_local_rank_its_own_cores(monkeypatch):
     calls = {}
-    monkeypatch.setattr(dist.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3, 4, 5, 6, 7})
-    monkeypatch.setattr(dist.os, "sched_setaffinity", lambda tid, cpus: calls.setdefault(tid, cpus))
-    assert dist.pin_cpus(local_rank=1, local_size=4, threads=2) == [2, 3]
+    monkeypatch.setattr(dist_context.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3, 4, 5, 6, 7})
+    monkeypatch.setattr(dist_context.os, "sched_setaffinity", lambda tid, cpus: calls.setdefault(tid, cpus))
+    assert dist_context.pin_cpus(local_rank=1, local_size=4, threads=2) == [2, 3]
     assert calls and all(cpus == [2, 3] for cpus in calls.values())  # every thread of ours
     assert os.getpid() in calls
     calls.clear()
-    assert dist.pin_cpus(0, 1, 2) is None            # a lone process is left alone
-    assert dist.pin_cpus(0, 8, 2) is None            # not enough cores for every rank
+    assert dist_context.pin_cpus(0, 1, 2) is None            # a lone process is left alone
+    assert dist_context.pin_cpus(0, 8, 2) is None            # not enough cores for every rank
     monkeypatch.setenv("TF_USAUG_PIN_CPUS", "0")
-    assert dist.pin_cpus(1, 4, 2) is None and not calls
+    assert dist_context.pin_cpus(1, 4, 2) is None and not calls

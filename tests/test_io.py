@@ -1,4 +1,4 @@
-"""tf_usaug.io: exact value scaling per format and bit depth, luminance, DICOM, bad input."""
+"""tf_usaug.data.image_io: exact value scaling per format and bit depth, luminance, DICOM, bad input."""
 from __future__ import annotations
 
 import shutil
@@ -10,8 +10,10 @@ import pytest
 import tifffile
 from PIL import Image
 
-from tf_usaug.io import (IMAGE_EXTENSIONS, LUMA_WEIGHTS, ImageError, is_image_file, luminance,
-                         read_frames, read_image, read_mask, resize)
+from tf_usaug.data.image_io import (IMAGE_EXTENSIONS, LUMA_WEIGHTS, ImageError, is_image_file,
+                                    luminance, read_frames,
+                                    read_image, read_mask,
+                                    resize)
 
 pydicom = pytest.importorskip("pydicom")
 import pydicom.data  # noqa: E402

@@ -1,4 +1,4 @@
-"""tf_usaug.losses against independent float64 numpy references and analytic identities.
+"""tf_usaug.nst.losses against independent float64 numpy references and analytic identities.
 
 Tiny tensors only: the whole file runs in seconds on a CPU.
 """
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_usaug import losses as L
+from tf_usaug.nst import losses as L
 
 B, H, W, C = 2, 4, 5, 3
 

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import jensenshannon
 
-from tf_usaug.metrics import (edge_contrast, grey_histogram, histogram_js_distance, js_distance,
-                              psnr, speckle_index, ssim)
+from tf_usaug.metrics.image import (edge_contrast, grey_histogram, histogram_js_distance,
+                                    js_distance, psnr,
+                                    speckle_index, ssim)
 
 
 def windowed_ssim(a, b, weights, sample_covariance):

@@ -11,13 +11,15 @@ import pytest
 import tensorflow as tf
 from scipy import ndimage
 
-from tf_usaug.backbones import BackboneConfig, build_extractor
-from tf_usaug.losses import StyleLossConfig
-from tf_usaug.nst import (NSTConfig, Stylizer, StylizeResult, adam_update, noise_generator,
-                          relative_change, scaled_size, split_iterations)
+from tf_usaug.nst.backbones import BackboneConfig, build_extractor
+from tf_usaug.nst.losses import StyleLossConfig
+from tf_usaug.nst.config import NSTConfig, StylizeResult
+from tf_usaug.nst.stylizer import Stylizer
+from tf_usaug.nst.optim import (adam_update, noise_generator, relative_change, scaled_size,
+                                split_iterations)
 
 try:
-    from tf_usaug.metrics import ssim
+    from tf_usaug.metrics.image import ssim
 except ImportError:  # pragma: no cover - metrics is written in parallel
     from skimage.metrics import structural_similarity
 

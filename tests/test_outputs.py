@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from tf_usaug.outputs import (OutputDir, atomic_write_bytes, encode_png, read_manifest,
-                              write_json)
+from tf_usaug.pipeline.outputs import OutputDir, atomic_write_bytes, read_manifest, write_json
+from tf_usaug.files import encode_png
 
 
 def test_encode_png_round_trips_8bit_values():

@@ -15,11 +15,16 @@ import numpy as np
 import pytest
 
 from conftest import run_module
-from tf_usaug import relevance as rel
-from tf_usaug.relevance import (RelevanceConfig, RelevanceError, cache_key, cache_path,
-                                ensure_relevance, fold_batchnorm, fold_batchnorm_weights,
-                                load_relevance, preprocess_batch, relevance_to_weight,
-                                save_heatmap, to_input_grid)
+from tf_usaug.xai import relevance as rel
+from tf_usaug.xai import lrp
+from tf_usaug.xai import relevance as rel
+from tf_usaug.xai.relevance import (RelevanceConfig, RelevanceError, cache_key, cache_path,
+                                    ensure_relevance,
+                                    load_relevance,
+                                    relevance_to_weight,
+                                    save_heatmap)
+from tf_usaug.nn.batchnorm import fold_batchnorm, fold_batchnorm_weights
+from tf_usaug.xai.lrp import preprocess_batch, to_input_grid
 
 keras = pytest.importorskip("tensorflow").keras
 pytestmark = pytest.mark.filterwarnings("ignore:You are saving your model as an HDF5 file")
@@ -181,7 +186,7 @@ def test_fold_batchnorm_rejects_subclassed_models():
 
 
 def test_library_side_never_imports_innvestigate_nor_disables_eager():
-    code = ("import sys, tensorflow as tf, tf_usaug.relevance as r; "
+    code = ("import sys, tensorflow as tf, tf_usaug.xai.relevance as r; "
             "r.relevance_to_weight(r.np.ones((4, 4)), (2, 2)); "
             "assert 'innvestigate' not in sys.modules and tf.executing_eagerly(); print('ok')")
     proc = run_module("tf_usaug.relevance", "--help")  # the CLI parses without TF work
@@ -237,7 +242,7 @@ def test_cache_key_follows_bytes_model_rule_and_settings(tmp_path, classifier_h5
 
 
 def test_cache_key_errors_name_the_missing_file(tmp_path, classifier_h5, images):
-    from tf_usaug.io import ImageError
+    from tf_usaug.data.image_io import ImageError
 
     with pytest.raises(ImageError, match="nope.png"):
         cache_key(tmp_path / "nope.png", cli_config(classifier_h5))
@@ -253,7 +258,7 @@ def test_imagenet_weights_unavailable_gives_actionable_error(monkeypatch):
 
     monkeypatch.setattr(keras.utils, "get_file", offline)
     with pytest.raises(RelevanceError, match="--weights PATH .* or --weights none"):
-        rel.imagenet_weights_file()
+        lrp.imagenet_weights_file()
 
 
 # --------------------------------------------------------------------------- maths helpers

@@ -12,6 +12,7 @@ import pytest
 
 from conftest import run_module
 from tf_usaug import scaling
+from tf_usaug.distributed import scaling
 
 
 def _summary(images, seconds, busy, idle=None):

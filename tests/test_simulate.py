@@ -18,7 +18,12 @@ from matplotlib.path import Path as PolygonPath
 from scipy import ndimage
 
 from conftest import run_module
-from tf_usaug import simulate as sim
+from tf_usaug.data.simulator import acoustics as sim_acoustics
+from tf_usaug.data.simulator import config as sim_config
+from tf_usaug.data.simulator import lesion as sim_lesion
+from tf_usaug.data.simulator import phantom as sim_phantom
+from tf_usaug.data.simulator import phantom_set as sim_set
+from tf_usaug import simulate as simulate_cli
 
 PROBES = ("L11-5v", "P4-2v")
 
@@ -82,7 +87,7 @@ def best_mask_shift(image: np.ndarray, mask: np.ndarray, reach: int = 5) -> tupl
 def test_ellipse_radius_satisfies_the_ellipse_equation():
     phi = np.linspace(0, 2 * np.pi, 361)
     a, b, rot = 3.0, 1.5, np.deg2rad(25)
-    r = sim.ellipse_radius(phi, a, b, rot)
+    r = sim_lesion.ellipse_radius(phi, a, b, rot)
     x, z = r * np.cos(phi), r * np.sin(phi)
     # rotate back into the ellipse frame
     u = x * np.cos(rot) + z * np.sin(rot)
@@ -93,13 +98,13 @@ def test_ellipse_radius_satisfies_the_ellipse_equation():
 
 def test_spicule_profile_is_a_triangle_in_angle():
     phi = np.array([1.0, 1.05, 1.1, 0.9, 1.2, 1.0 + 2 * np.pi])
-    prof = sim.spicule_profile(phi, np.array([1.0]), np.array([0.1]), np.array([0.6]))
+    prof = sim_lesion.spicule_profile(phi, np.array([1.0]), np.array([0.1]), np.array([0.6]))
     np.testing.assert_allclose(prof, [0.6, 0.3, 0.0, 0.0, 0.0, 0.6], atol=1e-9)
     # wraps around 0 / 2 pi
-    wrapped = sim.spicule_profile(np.array([2 * np.pi - 0.05]), np.array([0.0]),
+    wrapped = sim_lesion.spicule_profile(np.array([2 * np.pi - 0.05]), np.array([0.0]),
                                   np.array([0.1]), np.array([1.0]))
     np.testing.assert_allclose(wrapped, [0.5], atol=1e-9)
-    assert not sim.spicule_profile(phi, np.array([]), np.array([]), np.array([])).any()
+    assert not sim_lesion.spicule_profile(phi, np.array([]), np.array([]), np.array([])).any()
 
 
 @pytest.mark.parametrize("limits", [(0.4, 0.8), (1.2, 1.9), (0.9, 1.1)])
@@ -107,7 +112,7 @@ def test_spicule_profile_is_a_triangle_in_angle():
 def test_aspect_scale_brings_the_bounding_box_into_limits(aspect, limits):
     xs = np.array([-1.0, 1.0, 0.0, 0.0])
     zs = np.array([0.0, 0.0, -aspect, aspect])
-    s = sim.aspect_scale(xs, zs, limits)
+    s = sim_lesion.aspect_scale(xs, zs, limits)
     scaled = np.ptp(zs) / np.ptp(s * xs)
     assert limits[0] - 1e-9 <= scaled <= limits[1] + 1e-9
     if limits[0] <= aspect <= limits[1]:
@@ -115,9 +120,9 @@ def test_aspect_scale_brings_the_bounding_box_into_limits(aspect, limits):
 
 
 def test_lesion_contains_matches_point_in_polygon(rng):
-    probe = sim.PROBES["L11-5v"]
-    lesion = sim.sample_lesion("malignant", np.random.default_rng(11), probe,
-                               sim.LESIONS["malignant"])
+    probe = sim_config.PROBES["L11-5v"]
+    lesion = sim_lesion.sample_lesion("malignant", np.random.default_rng(11), probe,
+                               sim_config.LESIONS["malignant"])
     ox, oz = lesion.outline()
     polygon = PolygonPath(np.column_stack([ox, oz]))
     half = lesion.bounding_radius() * 1.2
@@ -129,8 +134,8 @@ def test_lesion_contains_matches_point_in_polygon(rng):
     assert np.mean(ours == ref) > 0.995  # differences only on the discretised boundary
 
 
-def circle(radius: float, cx: float = 0.0, cz: float = 0.02) -> sim.Lesion:
-    return sim.Lesion(cx=cx, cz=cz, radii=np.full(sim.N_ANGLES, radius))
+def circle(radius: float, cx: float = 0.0, cz: float = 0.02) -> sim_lesion.Lesion:
+    return sim_lesion.Lesion(cx=cx, cz=cz, radii=np.full(sim_lesion.N_ANGLES, radius))
 
 
 @pytest.mark.parametrize("offset", [0.0, 0.5e-3, 1.5e-3, 1.9e-3])
@@ -138,7 +143,7 @@ def test_path_length_through_a_circle_is_its_chord(offset):
     r = 2e-3
     lesion = circle(r)
     # vertical ray from the surface to a point 1 cm below the circle, `offset` off-centre
-    length = sim.lesion_path_length(lesion, np.array([offset]), np.array([0.04]),
+    length = sim_lesion.lesion_path_length(lesion, np.array([offset]), np.array([0.04]),
                                     np.array([offset]), np.array([0.0]), samples=400)
     chord = 2 * np.sqrt(r ** 2 - offset ** 2)
     assert length[0] == pytest.approx(chord, abs=2 * r / 400 + 1e-5)
@@ -148,11 +153,11 @@ def test_path_length_is_zero_off_the_lesion_and_partial_inside():
     lesion = circle(2e-3)
     x = np.array([5e-3, 0.0, 0.0])
     z = np.array([0.05, 0.01, 0.02])  # beside, above, at the centre
-    length = sim.lesion_path_length(lesion, x, z, x, np.zeros(3), samples=400)
+    length = sim_lesion.lesion_path_length(lesion, x, z, x, np.zeros(3), samples=400)
     assert length[0] == 0.0 and length[1] == 0.0
     assert length[2] == pytest.approx(2e-3, abs=2e-5)  # top edge to centre = one radius
     # radial rays (phased array) see the same chord along the line through the centre
-    radial = sim.lesion_path_length(circle(2e-3, cx=0.01, cz=0.03), np.array([0.02]),
+    radial = sim_lesion.lesion_path_length(circle(2e-3, cx=0.01, cz=0.03), np.array([0.02]),
                                     np.array([0.06]), np.array([0.0]), np.array([0.0]),
                                     samples=400)
     assert radial[0] == pytest.approx(4e-3, abs=4e-5)
@@ -163,39 +168,39 @@ def test_shadow_loss_is_alpha_f_times_transmit_plus_echo_chords(tilt_deg):
     """Linear array: the transmit ray is tilted, the echo goes straight up (two paths)."""
     r, cx, cz = 1.5e-3, 0.0, 0.015
     lesion = circle(r, cx=cx, cz=cz)
-    cfg = sim.LesionConfig(width_frac=(0.2, 0.3), height_ratio=(1, 1), aspect_limits=(0, 9),
+    cfg = sim_config.LesionConfig(width_frac=(0.2, 0.3), height_ratio=(1, 1), aspect_limits=(0, 9),
                            rotation_deg=0, depth_frac=(0.5, 0.5), excess_attenuation=1.2)
     theta = np.deg2rad(tilt_deg)
     z = 0.03
     x = cx + (z - cz) * np.tan(theta)  # the tilted transmit ray passes through the centre
-    loss = sim.shadow_loss_db(lesion, cfg, sim.PROBES["L11-5v"], 7.6e6, np.array([x]),
+    loss = sim_lesion.shadow_loss_db(lesion, cfg, sim_config.PROBES["L11-5v"], 7.6e6, np.array([x]),
                               np.array([z]), tilt_deg, samples=2000)
     d = abs(x - cx)
     echo_chord = 2 * np.sqrt(max(r * r - d * d, 0.0))
     expected = 1.2 * 7.6 * 100 * (2 * r + echo_chord)
     assert loss[0] == pytest.approx(expected, rel=0.01)
     no_shadow = dataclasses.replace(cfg, excess_attenuation=0.0)
-    assert not sim.shadow_loss_db(lesion, no_shadow, sim.PROBES["L11-5v"], 7.6e6, np.array([x]),
+    assert not sim_lesion.shadow_loss_db(lesion, no_shadow, sim_config.PROBES["L11-5v"], 7.6e6, np.array([x]),
                                   np.array([z]), tilt_deg, samples=64).any()
 
 
 def test_plane_wave_tilt_convention_matches_pymust_delays():
     """ray_origins assumes a positive tilt fires the +x elements last (wave heads to +x)."""
-    conf = sim.PROBES["L11-5v"]
-    param = sim.probe_param(conf, sim.SimulationConfig())
-    delays = sim.transmit_delays(conf, param, 5.0)[0]
+    conf = sim_config.PROBES["L11-5v"]
+    param = sim_acoustics.probe_param(conf, sim_config.SimulationConfig())
+    delays = sim_acoustics.transmit_delays(conf, param, 5.0)[0]
     assert delays[-1] > delays[0] and np.all(np.diff(delays) > 0)
-    ox, _ = sim.ray_origins(conf, np.array([0.0]), np.array([0.02]), 5.0)
+    ox, _ = sim_lesion.ray_origins(conf, np.array([0.0]), np.array([0.02]), 5.0)
     assert ox[0] < 0  # the ray reaching x = 0 entered the tissue at negative x
 
 
 @pytest.mark.parametrize("probe", PROBES)
 def test_sampled_lesions_have_their_class_shape_and_fit_the_image(probe):
-    conf = sim.PROBES[probe]
-    x, z = sim.pixel_centres(conf, 96)
+    conf = sim_config.PROBES[probe]
+    x, z = sim_phantom.pixel_centres(conf, 96)
     for seed in range(40):
         for label, check in (("benign", lambda a: a < 0.85), ("malignant", lambda a: a > 1.1)):
-            lesion = sim.sample_lesion(label, np.random.default_rng(seed), conf, sim.LESIONS[label])
+            lesion = sim_lesion.sample_lesion(label, np.random.default_rng(seed), conf, sim_config.LESIONS[label])
             mask = lesion.contains(x, z)
             assert check(bbox_aspect(mask)), (label, seed, bbox_aspect(mask))
             # inside the image, not touching its borders
@@ -205,13 +210,13 @@ def test_sampled_lesions_have_their_class_shape_and_fit_the_image(probe):
 
 def test_malignant_outline_is_irregular_and_benign_is_smooth():
     """Spiculation: the outline radius varies much more around a malignant lesion."""
-    probe = sim.PROBES["L11-5v"]
+    probe = sim_config.PROBES["L11-5v"]
     rough = []
     for label in ("benign", "malignant"):
         ratios = []
         for seed in range(20):
             rng = np.random.default_rng(seed)
-            lesion = sim.sample_lesion(label, rng, probe, sim.LESIONS[label])
+            lesion = sim_lesion.sample_lesion(label, rng, probe, sim_config.LESIONS[label])
             d = np.abs(np.diff(np.r_[lesion.radii, lesion.radii[0]]))
             ratios.append(d.sum() / lesion.radii.mean())  # total variation / mean radius
         rough.append(np.median(ratios))
@@ -223,7 +228,7 @@ def test_malignant_outline_is_irregular_and_benign_is_smooth():
 # --------------------------------------------------------------------------------------
 def test_block_mean_matches_a_loop(rng):
     image = rng.random((12, 18))
-    out = sim.block_mean(image, 3)
+    out = sim_phantom.block_mean(image, 3)
     ref = np.array([[image[3 * i:3 * i + 3, 3 * j:3 * j + 3].mean() for j in range(6)]
                     for i in range(4)])
     np.testing.assert_allclose(out, ref)
@@ -236,7 +241,7 @@ def test_tgc_flattens_a_depth_gradient_and_ignores_the_lesion(rng):
     lesion = np.zeros((n, n), bool)
     lesion[20:40, 10:40] = True
     db[lesion] -= 20  # a dark lesion must not bias the compensation
-    profile = sim.tgc_profile_db(db, ~lesion, smoothing=0.04)
+    profile = sim_phantom.tgc_profile_db(db, ~lesion, smoothing=0.04)
     residual = profile - depth_trend[:, 0]
     assert np.abs(residual[4:-4]).max() < 2.0  # within the speckle noise of a row median
     assert abs(residual.mean()) < 0.5
@@ -244,7 +249,7 @@ def test_tgc_flattens_a_depth_gradient_and_ignores_the_lesion(rng):
 
 def test_log_compress_maps_tissue_to_its_grey_and_clips():
     db = np.array([0.0, -25.0, -50.0, -80.0, 10.0, 40.0])
-    out = sim.log_compress(db, dynamic_range_db=50.0, tissue_grey=0.5)
+    out = sim_phantom.log_compress(db, dynamic_range_db=50.0, tissue_grey=0.5)
     np.testing.assert_allclose(out, [0.5, 0.0, 0.0, 0.0, 0.7, 1.0], atol=1e-7)
     assert out.dtype == np.float32
 
@@ -253,21 +258,21 @@ def test_scatterer_count_follows_the_genscat_density_and_the_cap():
     spacing, area = 0.15e-3, (30e-3) ** 2
     # genscat: jittered grid of step spacing / sqrt(2/5) -> 0.4 scatterers per spacing^2
     genscat_step = spacing / np.sqrt(2 / 5)
-    assert sim.scatterer_count(area, spacing, 512, 6.0) == round(area / genscat_step ** 2)
-    assert sim.scatterer_count(area, spacing, 16, 6.0) == 6 * 16 * 16
-    assert sim.scatterer_count(area, np.sqrt(2) * spacing, 512, 6.0) == round(
+    assert sim_acoustics.scatterer_count(area, spacing, 512, 6.0) == round(area / genscat_step ** 2)
+    assert sim_acoustics.scatterer_count(area, spacing, 16, 6.0) == 6 * 16 * 16
+    assert sim_acoustics.scatterer_count(area, np.sqrt(2) * spacing, 512, 6.0) == round(
         area * 0.2 / spacing ** 2)
 
 
 def test_shortest_wavelength_of_the_probes():
-    pm = sim._pymust()
+    pm = sim_acoustics._pymust()
     p = pm.getparam("L11-5v")
-    assert sim.shortest_wavelength(p) == pytest.approx(1540 / (7.6e6 * (1 + 0.77 / 2)))
+    assert sim_acoustics.shortest_wavelength(p) == pytest.approx(1540 / (7.6e6 * (1 + 0.77 / 2)))
 
 
 def test_pixel_centres_span_the_field_of_view():
-    conf = sim.PROBES["P4-2v"]
-    x, z = sim.pixel_centres(conf, 8)
+    conf = sim_config.PROBES["P4-2v"]
+    x, z = sim_phantom.pixel_centres(conf, 8)
     step = conf.fov_width / 8
     assert x[0, 0] == pytest.approx(-conf.fov_width / 2 + step / 2)
     assert x[0, -1] == pytest.approx(conf.fov_width / 2 - step / 2)
@@ -276,12 +281,12 @@ def test_pixel_centres_span_the_field_of_view():
 
 
 def test_item_names_and_seeds_are_unique_across_probes_classes_and_indices(tmp_path):
-    items = sim.plan_items(tmp_path, ["L11-5v", "P4-2v"], ["benign", "malignant"], 3, 0, 32)
+    items = sim_set.plan_items(tmp_path, ["L11-5v", "P4-2v"], ["benign", "malignant"], 3, 0, 32)
     assert len({it.image_path for it in items}) == 12
     assert len({it.seed for it in items}) == 12
     assert items[0].image_path == tmp_path / "benign" / "l11-5v_benign_000.png"
     assert items[0].mask_path == tmp_path / "benign" / "l11-5v_benign_000_mask.png"
-    again = sim.plan_items(tmp_path, ["P4-2v"], ["malignant"], 3, 0, 32)
+    again = sim_set.plan_items(tmp_path, ["P4-2v"], ["malignant"], 3, 0, 32)
     assert [it.seed for it in again] == [it.seed for it in items if it.probe == "P4-2v"
                                          and it.label == "malignant"]
 
@@ -299,7 +304,7 @@ def test_item_names_and_seeds_are_unique_across_probes_classes_and_indices(tmp_p
 def test_simulate_phantom_rejects_bad_arguments(kwargs, match):
     args = dict(label="benign", probe="P4-2v", seed=0, size=32) | kwargs
     with pytest.raises(ValueError, match=match):
-        sim.simulate_phantom(**args)
+        sim_phantom.simulate_phantom(**args)
 
 
 @pytest.mark.parametrize("argv, match", [
@@ -315,7 +320,7 @@ def test_cli_rejects_bad_arguments_with_one_line_and_exit_2(tmp_path, capsys, ar
     base = {"--out": str(tmp_path / "o"), "--n": "1", "--probe": "P4-2v", "--seed": "0"}
     for flag, value in zip(argv[::2], argv[1::2]):
         base[flag] = value
-    code = sim.main([tok for kv in base.items() for tok in kv])
+    code = simulate_cli.main([tok for kv in base.items() for tok in kv])
     err = capsys.readouterr().err
     assert code == 2
     assert match in err and len(err.strip().splitlines()) == 1
@@ -325,7 +330,7 @@ def test_cli_rejects_bad_arguments_with_one_line_and_exit_2(tmp_path, capsys, ar
 def test_cli_rejects_an_out_path_that_is_a_file(tmp_path, capsys):
     target = tmp_path / "file.txt"
     target.write_text("x")
-    assert sim.main(["--out", str(target), "--n", "1", "--probe", "P4-2v", "--seed", "0"]) == 2
+    assert simulate_cli.main(["--out", str(target), "--n", "1", "--probe", "P4-2v", "--seed", "0"]) == 2
     assert str(target) in capsys.readouterr().err
 
 
@@ -362,7 +367,7 @@ def test_cli_writes_busi_layout_pairs(tiny_run):
 
 def test_cli_is_deterministic_and_resumable(tiny_run, tmp_path, capsys):
     # same seed in a fresh folder, two worker processes this time -> the same bytes
-    assert sim.main(["--out", str(tmp_path), "--n", "1", "--probe", "p4-2v", "--seed", "7",
+    assert simulate_cli.main(["--out", str(tmp_path), "--n", "1", "--probe", "p4-2v", "--seed", "7",
                      "--size", "32", "--jobs", "2"]) == 0
     for label in ("benign", "malignant"):
         for suffix in ("", "_mask"):
@@ -371,7 +376,7 @@ def test_cli_is_deterministic_and_resumable(tiny_run, tmp_path, capsys):
     # rerun: everything is skipped, nothing rewritten, no temporary files left behind
     stamps = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.png")}
     capsys.readouterr()
-    assert sim.main(["--out", str(tmp_path), "--n", "1", "--probe", "P4-2v", "--seed", "7",
+    assert simulate_cli.main(["--out", str(tmp_path), "--n", "1", "--probe", "P4-2v", "--seed", "7",
                      "--size", "32"]) == 0
     assert "2 already written" in capsys.readouterr().err
     assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.png")} == stamps
@@ -379,15 +384,15 @@ def test_cli_is_deterministic_and_resumable(tiny_run, tmp_path, capsys):
 
 
 def test_a_different_seed_gives_a_different_phantom():
-    a, ma = sim.simulate_phantom("benign", "P4-2v", seed=1, size=24)
-    b, mb = sim.simulate_phantom("benign", "P4-2v", seed=2, size=24)
+    a, ma = sim_phantom.simulate_phantom("benign", "P4-2v", seed=1, size=24)
+    b, mb = sim_phantom.simulate_phantom("benign", "P4-2v", seed=2, size=24)
     assert not np.array_equal(ma, mb) and not np.array_equal(a, b)
 
 
 @pytest.fixture(scope="module")
 def fresh_phantoms() -> dict:
     """Small phased-array phantoms simulated by the current code (fast: 64 elements)."""
-    return {label: sim.simulate_phantom(label, "P4-2v", seed=5, size=64)
+    return {label: sim_phantom.simulate_phantom(label, "P4-2v", seed=5, size=64)
             for label in ("benign", "malignant")}
 
 
@@ -416,8 +421,8 @@ def test_fresh_malignant_lesion_casts_a_shadow(fresh_phantoms):
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [3, 4])
 def test_linear_probe_phantoms_have_their_class_properties(seed):
-    benign, bmask = sim.simulate_phantom("benign", "L11-5v", seed=seed, size=64)
-    malignant, mmask = sim.simulate_phantom("malignant", "L11-5v", seed=seed, size=64)
+    benign, bmask = sim_phantom.simulate_phantom("benign", "L11-5v", seed=seed, size=64)
+    malignant, mmask = sim_phantom.simulate_phantom("malignant", "L11-5v", seed=seed, size=64)
     assert lesion_vs_ring(benign, bmask)[0] < lesion_vs_ring(benign, bmask)[1] - 0.1
     below, beside = shadow_vs_beside(malignant, mmask)
     assert below < beside - 0.1
@@ -425,7 +430,7 @@ def test_linear_probe_phantoms_have_their_class_properties(seed):
 
 
 def test_pymust_numpy1_shim_only_adds_concat():
-    pm = sim._pymust()
+    pm = sim_acoustics._pymust()
     simus_np = importlib.import_module("pymust.simus").np
     assert simus_np.concat([np.ones(1), np.zeros(1)]).tolist() == [1.0, 0.0]
     assert simus_np.sqrt is np.sqrt and pm.simus is not None

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
-from tf_usaug import metrics
-from tf_usaug.srad import (SRADConfig, srad, srad_multiscale, srad_multiscale_tf, srad_tf,
-                           whole_image_q0)
+from tf_usaug.metrics import image as image_metrics
+from tf_usaug.filters.srad import SRADConfig, srad, whole_image_q0
+from tf_usaug.filters.srad_tf import srad_multiscale, srad_multiscale_tf, srad_tf
 
 TF_TOL = 1e-5  # float32 TF against the float64 numpy reference
 
@@ -151,9 +151,9 @@ def test_zero_iterations_is_identity(small_image):
 def test_speckle_index_of_flat_region_drops(flat_speckle, mode):
     region = (8, 56, 8, 56)
     kwargs = {"roi": region} if mode == "roi" else {}
-    before = metrics.speckle_index(flat_speckle, region)
-    after_numpy = metrics.speckle_index(srad(flat_speckle, 80, **kwargs), region)
-    after_tf = metrics.speckle_index(srad_tf(flat_speckle[None], 80, **kwargs)[0], region)
+    before = image_metrics.speckle_index(flat_speckle, region)
+    after_numpy = image_metrics.speckle_index(srad(flat_speckle, 80, **kwargs), region)
+    after_tf = image_metrics.speckle_index(srad_tf(flat_speckle[None], 80, **kwargs)[0], region)
     assert before == pytest.approx(0.5, abs=0.05)  # 4-look speckle: 1/sqrt(4)
     assert after_numpy < 0.4 * before
     assert after_tf == pytest.approx(after_numpy, rel=1e-4)
@@ -195,20 +195,20 @@ def test_edges_survive_better_than_equally_smoothing_gaussian():
     inner, outer = (0, height, edge, edge + 1), (0, height, edge - 1, edge)
 
     filtered = srad(noisy, 80, roi=flat)
-    target = metrics.speckle_index(filtered, flat)
+    target = image_metrics.speckle_index(filtered, flat)
     low, high = 0.05, 10.0
     for _ in range(50):
         sigma = 0.5 * (low + high)
         blurred = gaussian_filter(noisy.astype(np.float64), sigma, mode="nearest")
-        low, high = (sigma, high) if metrics.speckle_index(blurred, flat) > target else (low, sigma)
+        low, high = (sigma, high) if image_metrics.speckle_index(blurred, flat) > target else (low, sigma)
     blurred = gaussian_filter(noisy.astype(np.float64), high, mode="nearest")
-    assert metrics.speckle_index(blurred, flat) == pytest.approx(target, rel=1e-3)
-    assert target < 0.5 * metrics.speckle_index(noisy, flat)
+    assert image_metrics.speckle_index(blurred, flat) == pytest.approx(target, rel=1e-3)
+    assert target < 0.5 * image_metrics.speckle_index(noisy, flat)
 
-    srad_contrast = metrics.edge_contrast(filtered, inner, outer)
-    gauss_contrast = metrics.edge_contrast(blurred, inner, outer)
+    srad_contrast = image_metrics.edge_contrast(filtered, inner, outer)
+    gauss_contrast = image_metrics.edge_contrast(blurred, inner, outer)
     assert srad_contrast > 1.25 * gauss_contrast
-    assert srad_contrast <= metrics.edge_contrast(clean, inner, outer) + 0.05
+    assert srad_contrast <= image_metrics.edge_contrast(clean, inner, outer) + 0.05
 
 
 def test_multiscale_is_one_continuous_diffusion(flat_speckle):
@@ -221,7 +221,7 @@ def test_multiscale_is_one_continuous_diffusion(flat_speckle):
         np.testing.assert_allclose(b, a, atol=TF_TOL)
         if scale in (1, 3):
             np.testing.assert_allclose(a, srad(image, scale * 10), atol=1e-6)
-    indices = [metrics.speckle_index(s) for s in series_np]
+    indices = [image_metrics.speckle_index(s) for s in series_np]
     assert all(later < earlier for earlier, later in zip(indices, indices[1:]))
     batch_series = srad_multiscale_tf(np.stack([image, image])[..., None], scales=2,
                                       iterations_per_scale=5, roi=(0, 16, 0, 16))

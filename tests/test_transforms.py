@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from tf_usaug.transforms import (TraditionalConfig, apply_geometric, elastic_field,
-                                 random_geometric)
+from tf_usaug.data.transforms import (TraditionalConfig, apply_geometric, elastic_field,
+                                      random_geometric)
 
 IDENTITY = dict(rotation_deg=0.0, scale=1.0, shift_y=0.0, shift_x=0.0,
                 elastic_alpha=0.0, elastic_sigma=0.08, elastic_seed=0)

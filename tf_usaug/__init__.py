@@ -1,22 +1,28 @@
 """tf_usaug: explainable neural-style-transfer augmentation of ultrasound images.
 
-Modules, one concept each:
-    io           reading images (PNG/JPEG/BMP/TIFF/DICOM) as float32 [0, 1] grey
-    datasets     BUSI / flat / CSV layouts, stratified splits
-    crop         ``crop_to_scan``: cut the imaging sector out of scanner screenshots
-    simulate     PyMUST B-mode phantoms (the bundled demo data)
-    srad         speckle-reducing anisotropic diffusion (numpy and batched TF)
-    metrics      SSIM, PSNR, speckle index, grey-histogram JS distance
-    transforms   traditional geometric augmentation (image + mask together)
-    backbones    ResNet50 / VGG19 feature extractors
-    losses       NST losses (content, Gram, MMD, multi-reference, masked, TV)
-    relevance    LRP relevance maps with iNNvestigate (own process, cached)
-    nst          pixel optimisation: batched, multi-resolution, early stop
-    distributed  Horovod glue: ranks, sharding, GPU pinning, training helpers
-    outputs      atomic writes, per-item records, manifest and summary
-    augment      the main job (``python -m tf_usaug.augment``)
-    scaling      strong-scaling CSV, table and plot
-    config       every configuration dataclass in one place
+Command lines (thin front ends over the library below):
+    augment.py    python -m tf_usaug.augment     the augmentation job
+    simulate.py   python -m tf_usaug.simulate    PyMUST phantom sets
+    relevance.py  python -m tf_usaug.relevance   LRP maps in their own process
+    scaling.py    python -m tf_usaug.scaling     strong-scaling table and plot
+    config.py     python -m tf_usaug.config      every default with its source
+
+The library, one folder per concern (ARCHITECTURE.md lists each file's public API):
+    data/         reading images, datasets and splits, scan regions, fitting, simulator,
+                  traditional transforms
+    filters/      SRAD speckle filtering (numpy reference and batched TF)
+    nst/          style transfer: backbones, losses (one file per term), the optimiser
+    xai/          LRP relevance (library side, and the child-process stage)
+    nn/           network surgery shared by nst/ and xai/ (BatchNorm folding)
+    models/       trainable model families (classifier, multitask, GANs, stylizer)
+    metrics/      image-quality metrics
+    distributed/  Horovod glue: ranks, sharding, seeds, training helpers, scaling report
+    pipeline/     the augmentation job: config, plan, inputs, methods, outputs, run
+    report/       self-contained HTML reports
+    errors.py     one error hierarchy; cli.py turns it into one line and exit code 2
+    rundir.py     output folders: lock, run fingerprint, checks before any work
+    files.py      atomic writes
+    log.py        one line per stage; TensorFlow quiet unless --verbose
 """
 import os as _os
 

@@ -11,15 +11,15 @@ import dataclasses
 import inspect
 import sys
 
-from .augment import AugmentConfig
-from .backbones import BackboneConfig
-from .distributed import HorovodTrainingConfig
-from .losses import StyleLossConfig
-from .nst import NSTConfig
-from .relevance import RelevanceConfig
-from .simulate import SimulationConfig
-from .srad import SRADConfig
-from .transforms import TraditionalConfig
+from .data.simulator.config import SimulationConfig
+from .data.transforms import TraditionalConfig
+from .distributed.training import HorovodTrainingConfig
+from .filters.srad import SRADConfig
+from .nst.backbones import BackboneConfig
+from .nst.config import NSTConfig
+from .nst.losses.config import StyleLossConfig
+from .pipeline.config import AugmentConfig
+from .xai.relevance import RelevanceConfig
 
 ALL_CONFIGS = (AugmentConfig, BackboneConfig, StyleLossConfig, NSTConfig, RelevanceConfig,
                SRADConfig, TraditionalConfig, SimulationConfig, HorovodTrainingConfig)

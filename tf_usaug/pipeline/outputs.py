@@ -17,66 +17,10 @@ done only when its record exists, and a rerun skips done items.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping
 
-import cv2
-import numpy as np
-
-TMP_PREFIX = ".tmp-"
-
-
-def _file_mode() -> int:
-    """Permissions a plainly created file gets (0666 minus the umask); mkstemp gives 0600."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX + path.name + ".", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, _file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
-
-
-def encode_png(image: np.ndarray) -> bytes:
-    """PNG bytes of a grey image: float in [0, 1] -> 8-bit, bool -> 0/255."""
-    arr = np.asarray(image)
-    if arr.dtype == bool:
-        arr8 = arr.astype(np.uint8) * 255
-    elif arr.dtype == np.uint8:
-        arr8 = arr
-    else:
-        arr8 = np.round(np.clip(arr.astype(np.float64), 0.0, 1.0) * 255.0).astype(np.uint8)
-    ok, buf = cv2.imencode(".png", arr8)
-    if not ok:  # pragma: no cover - cv2 only fails on invalid shapes
-        raise ValueError(f"cannot encode an image of shape {arr.shape} as PNG")
-    return buf.tobytes()
-
-
-def write_png(path: str | Path, image: np.ndarray) -> Path:
-    return atomic_write_bytes(path, encode_png(image))
-
-
-def write_json(path: str | Path, obj) -> Path:
-    return atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+from ..files import TMP_PREFIX, atomic_write_bytes, write_json
 
 
 class OutputDir:
@@ -111,8 +55,19 @@ class OutputDir:
     def relative(self, path: Path) -> str:
         return Path(path).relative_to(self.root).as_posix()
 
-    def is_done(self, name: str) -> bool:
-        return self.record_path(name).is_file()
+    def read_record(self, name: str) -> dict | None:
+        """The item's record, or None when it has none (or an unreadable one)."""
+        try:
+            return json.loads(self.record_path(name).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def is_done(self, name: str, fingerprint: str | None = None) -> bool:
+        """The item has a record (made from ``fingerprint``'s settings and inputs, if given)."""
+        if fingerprint is None:
+            return self.record_path(name).is_file()
+        record = self.read_record(name)
+        return record is not None and record.get("fingerprint") == fingerprint
 
     def write_record(self, name: str, record: dict) -> Path:
         """Write the item's record; call after its image files, it marks the item done."""
@@ -128,20 +83,59 @@ class OutputDir:
                     n += 1
         return n
 
-    def read_records(self, names: Iterable[str]) -> list[dict]:
+    def read_records(self, names: Iterable[str],
+                     fingerprints: Mapping[str, str] | None = None) -> list[dict]:
+        """Records of ``names`` that exist (and carry the expected fingerprint, if given)."""
         rows = []
         for name in names:
-            path = self.record_path(name)
-            if path.is_file():
-                rows.append(json.loads(path.read_text()))
+            record = self.read_record(name)
+            if record is None:
+                continue
+            if fingerprints is not None and record.get("fingerprint") != fingerprints[name]:
+                continue
+            rows.append(record)
         return rows
 
-    def write_manifest(self, names: Iterable[str]) -> int:
+    def prune(self, rows: Iterable[dict]) -> int:
+        """Delete every result file that belongs to none of ``rows``; returns the records removed.
+
+        Keeps the folder's results and its manifest in agreement after inputs were removed
+        or settings changed (``--overwrite``).
+        """
+        keep = set()
+        for row in rows:
+            keep.update(row.get(k) for k in ("output", "mask", "heatmap"))
+            keep.add(self.relative(self.record_path(_name_of(row["output"]))))
+        keep.discard(None)
+        removed = 0
+        for sub in ("records", "images", "heatmaps"):
+            folder = self.root / sub
+            if not folder.is_dir():
+                continue
+            for path in sorted(folder.rglob("*"), reverse=True):
+                if path.is_file() and self.relative(path) not in keep:
+                    removed += sub == "records"
+                    path.unlink()
+                elif path.is_dir() and not any(path.iterdir()):
+                    path.rmdir()
+        return removed
+
+    def write_manifest(self, names: Iterable[str],
+                       fingerprints: Mapping[str, str] | None = None) -> int:
         """Merge the records of ``names`` (in that order) into manifest.jsonl atomically."""
-        rows = self.read_records(names)
+        return self.write_rows(self.read_records(names, fingerprints))
+
+    def write_rows(self, rows: Iterable[dict]) -> int:
+        """Write ``rows`` as manifest.jsonl atomically; returns their number."""
+        rows = list(rows)
         text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
         atomic_write_bytes(self.manifest_path, text.encode())
         return len(rows)
+
+
+def _name_of(output: str) -> str:
+    """Item name of an output path ``images/<name>.png``."""
+    return output[len("images/"):-len(".png")]
 
 
 def read_manifest(path: str | Path) -> list[dict]:

@@ -28,7 +28,8 @@ from typing import Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
-from .relevance import fold_batchnorm_weights
+from ..nn.batchnorm import fold_batchnorm_weights
+from ..errors import BackboneError  # noqa: F401  (raised here; importable from here too)
 
 #: Paper 002 uses a pretrained ResNet50; one stage output per resolution (1/2 ... 1/16).
 RESNET50_STYLE_LAYERS = ("conv1_relu", "conv2_block3_out", "conv3_block4_out", "conv4_block6_out")
@@ -46,10 +47,6 @@ _DEFAULT_LAYERS = {
     "vgg19": (VGG19_STYLE_LAYERS, VGG19_CONTENT_LAYER),
 }
 _WEIGHT_SUFFIXES = (".h5", ".hdf5")
-
-
-class BackboneError(ValueError):
-    """A backbone cannot be built as configured (bad name, layer or weights file)."""
 
 
 @dataclass

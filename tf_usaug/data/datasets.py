@@ -5,7 +5,8 @@
 (a) BUSI (Al-Dhabyani et al. 2020, the dataset of paper 002): ``ROOT/<class>/<name>.png``
     with ``<name>_mask.png`` and optionally ``<name>_mask_1.png``, ``<name>_mask_2.png``, ...
     (several lesions; :func:`load_sample` merges them with OR). The class is the sub-folder's
-    name; the key is ``<class>/<name>``, e.g. ``benign/benign (1)``.
+    name; the key is ``<class>/<name>``, e.g. ``benign/benign (1)``. Images in deeper folders
+    of a class folder belong to the class too (key ``<class>/<sub>/<name>``).
 (b) a flat folder of images: no labels (label None); masks optional, same ``_mask`` naming;
     the key is the file stem.
 (c) a CSV file with the columns ``image,mask,label`` (other columns are ignored): paths
@@ -34,7 +35,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .io import IMAGE_EXTENSIONS, is_image_file, read_image, read_mask, resize
+from .image_io import IMAGE_EXTENSIONS, is_image_file, read_image, read_mask, resize
+from ..errors import DatasetError  # noqa: F401  (raised here; importable from here too)
 
 #: ``<stem>_mask`` or ``<stem>_mask_<n>`` (BUSI's naming of one or several lesion masks).
 MASK_PATTERN = re.compile(r"^(?P<stem>.+)_mask(?:_(?P<index>\d+))?$", re.IGNORECASE)
@@ -46,18 +48,6 @@ CSV_COLUMNS: tuple[str, ...] = ("image", "mask", "label")
 DEFAULT_FRACTIONS: tuple[float, float, float] = (0.7, 0.15, 0.15)
 
 SPLIT_NAMES: tuple[str, str, str] = ("train", "val", "test")
-
-
-class DatasetError(ValueError):
-    """A dataset that cannot be used; the message starts with the folder or file at fault.
-
-    ``DatasetError(path, reason)`` formats ``"<path>: <reason>"``.
-    """
-
-    def __init__(self, path_or_message: str | os.PathLike, reason: str | None = None):
-        self.path = None if reason is None else Path(path_or_message)
-        self.reason = str(path_or_message) if reason is None else reason
-        super().__init__(self.reason if reason is None else f"{path_or_message}: {reason}")
 
 
 @dataclass(frozen=True)
@@ -134,8 +124,7 @@ def _mask_order(path: Path) -> tuple[int, str]:
 def _discover_folder(folder: Path) -> list[Sample]:
     """BUSI (class sub-folders) or flat layout; a folder holding both is an error."""
     top = _scan_folder(folder, label=None, prefix="")
-    class_dirs = sorted(p for p in folder.iterdir()
-                        if p.is_dir() and not p.name.startswith(".") and _has_image(p))
+    class_dirs = [p for p in _visible_subfolders(folder) if _has_image(p)]
     if top and class_dirs:
         raise DatasetError(folder, "mixes images at the top level with class sub-folders ("
                            f"{', '.join(p.name for p in class_dirs)}); use one layout: "
@@ -149,8 +138,13 @@ def _discover_folder(folder: Path) -> list[Sample]:
 
 
 def _has_image(folder: Path) -> bool:
-    """True when ``folder`` directly contains at least one (visible) image file."""
-    return any(_is_listed_image(p) for p in folder.iterdir())
+    """True when ``folder`` or a visible sub-folder holds at least one (visible) image file."""
+    return any(_is_listed_image(p) for p in folder.iterdir()) or any(
+        _has_image(p) for p in _visible_subfolders(folder))
+
+
+def _visible_subfolders(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
 def _is_listed_image(path: Path) -> bool:
@@ -179,8 +173,12 @@ def _scan_folder(folder: Path, label: str | None, prefix: str) -> list[Sample]:
         if stem not in images:
             raise DatasetError(path, f"mask without its image (no {stem}.* image beside it)")
         masks[stem].append(path)
-    return [Sample(f"{prefix}{stem}", image, tuple(sorted(masks[stem], key=_mask_order)), label)
-            for stem, image in images.items()]
+    samples = [Sample(f"{prefix}{stem}", image, tuple(sorted(masks[stem], key=_mask_order)),
+                      label) for stem, image in images.items()]
+    if label is not None:  # a class folder's sub-folders belong to the class (any depth)
+        for sub in _visible_subfolders(folder):
+            samples += _scan_folder(sub, label, f"{prefix}{sub.name}/")
+    return samples
 
 
 def _discover_single(path: Path) -> list[Sample]:
@@ -273,7 +271,7 @@ def load_sample(sample: Sample, size: int | tuple[int, int] | None = None
     Args:
         sample: from :func:`discover`.
         size: None keeps the original size; an int (square) or ``(H, W)`` resizes the image
-            (area/bilinear) and the mask (nearest) with :func:`tf_usaug.io.resize`.
+            (area/bilinear) and the mask (nearest) with :func:`tf_usaug.data.image_io.resize`.
 
     Returns:
         ``(image, mask)``: float32 ``HxW`` in [0, 1] and bool ``HxW`` (None without masks).

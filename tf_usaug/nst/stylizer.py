@@ -3,7 +3,7 @@
 ``Stylizer(backbone_cfg, style_cfg, nst_cfg).stylize(contents, styles)`` optimises a batch of
 ``B`` grey images at once: Adam on the pixels, initialised from the content images, minimising
 per image ``alpha * L_content + beta * L_style (+ tv_weight * L_tv)`` (paper 002 eq. 1) with the
-losses of :mod:`tf_usaug.losses`. The batch objective is the *sum* of the per-image losses, so
+losses of :mod:`tf_usaug.nst.losses`. The batch objective is the *sum* of the per-image losses, so
 every image receives exactly its own gradient; Adam is element-wise and early stopping is
 decided per image, so a batch gives (up to float rounding) the same images as ``B`` separate
 runs.
@@ -23,7 +23,7 @@ Design, in the order the work happens:
 * **One compiled step** for the whole batch, run ``check_every`` times inside one
   ``tf.function`` (a ``tf.while_loop``: no Python between steps; ``xla=True`` jit-compiles
   the step). Only the pixels are watched by the gradient tape: the backbone is frozen (and
-  its batch normalisation folded, see :mod:`tf_usaug.backbones`), so no weight gradient is
+  its batch normalisation folded, see :mod:`tf_usaug.nst.backbones`), so no weight gradient is
   ever computed.
 * **Early stop per image**: every ``check_every`` steps the relative change of an image's total
   loss is compared with ``tol``; after ``patience`` small changes in a row the image stops
@@ -40,247 +40,15 @@ from __future__ import annotations
 
 import dataclasses
 import time
-import zlib
-from dataclasses import dataclass, field
-from typing import NamedTuple, Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from . import losses
 from .backbones import BackboneConfig, FeatureExtractor, build_extractor
-
-NORMALIZATIONS = ("initial", "none")
-#: Smallest image side optimised at any scale: ResNet50's stride-16 stage needs 2x2 cells.
-MIN_SCALE_SIDE = 32
-_TINY = 1e-30
-#: Under normalize="initial", a style layer's initial loss is floored at this fraction of the
-#: loss of an all-zero feature map (the target's own energy): a content image whose style
-#: already matches (0/0) counts as converged instead of amplifying rounding noise.
-STYLE_SCALE_FLOOR = 1e-3
-
-
-@dataclass
-class NSTConfig:
-    """Optimisation defaults of the NST engine, one source of truth.
-
-    Args:
-        iterations: Adam steps per image over all scales; 1000 (paper 002, "XAI-based NST
-            augmented model training", Step 1).
-        content_weight: alpha of paper 002 eq. 1; 1 (paper 002 Step 1).
-        style_weight: beta of eq. 1; 1. Paper 002 gives only "gamma beta'" (no value).
-            With the default ``normalize="initial"`` both terms are relative errors (the
-            style starts at ``sum_l w_l`` = 4, the content at 0), so alpha = beta = 1 weighs
-            a unit of relative style error like a unit of relative content-feature error. On
-            the bundled demo data (64 px, 150 iterations, random backbone) this brings the
-            style loss to 6-19 % of its initial value with the lesion clearly kept (SSIM to
-            the content 0.37-0.44); 0.1 leaves up to 23 % of the style loss.
-        learning_rate: Adam step size on [0, 1] pixels; 0.01. Paper 001 (sec. 4.2, Fig. 4.1)
-            found 5e-3 best for 3000 single-scale iterations; Adam moves a pixel by about
-            one step size per iteration at most, and with a third of that budget (split over
-            two scales) 0.01 lets a pixel cross the grey range within 100 steps.
-        beta_1, beta_2, epsilon: Adam moments (Kingma & Ba 2015 defaults).
-        tv_weight: total-variation weight; 0 (off: paper 001 sec. 3.2 drops it for its
-            smoothing, paper 002 has none).
-        batch_size: images optimised together; 8.
-        scales: image-size factors, coarse to fine (mr2NST, Wang et al. 2020); (0.5, 1.0).
-        scale_fractions: share of ``iterations`` for each scale; None = equal shares.
-        normalize: "initial" (each term relative to its value at the content image, see the
-            module docstring) or "none" (raw losses).
-        tol: early stop when an image's total loss changes by less than this fraction
-            between two checks ``patience`` times in a row; 0 disables early stopping.
-        patience: consecutive small changes needed to stop.
-        check_every: steps between checks; also the spacing of ``StylizeResult.history``.
-        xla: compile the optimisation step with XLA (``jit_compile``): for GPUs; on CPUs
-            XLA's convolutions run at about half the speed of oneDNN's
-            (benchmarks/nst_throughput.py).
-        mixed_precision: run the backbone in float16 (GPU tensor cores) with dynamic loss
-            scaling; pixels, Adam and the losses stay float32.
-        init_noise: standard deviation of Gaussian noise added to the content image to
-            initialise the pixels (0: start from the content image, paper 002).
-        seed: seeds that noise (together with the content image's bytes).
-    """
-
-    iterations: int = 1000
-    content_weight: float = 1.0
-    style_weight: float = 1.0
-    learning_rate: float = 0.01
-    beta_1: float = 0.9
-    beta_2: float = 0.999
-    epsilon: float = 1e-8
-    tv_weight: float = 0.0
-    batch_size: int = 8
-    scales: tuple[float, ...] = (0.5, 1.0)
-    scale_fractions: tuple[float, ...] | None = None
-    normalize: str = "initial"
-    tol: float = 1e-3
-    patience: int = 3
-    check_every: int = 10
-    xla: bool = False
-    mixed_precision: bool = False
-    init_noise: float = 0.0
-    seed: int = 0
-
-    def __post_init__(self):
-        self.scales = tuple(float(s) for s in self.scales)
-        if self.iterations < 0:
-            raise ValueError(f"NSTConfig.iterations must be >= 0, got {self.iterations}")
-        if not self.scales or any(not (0.0 < s <= 1.0) for s in self.scales):
-            raise ValueError(f"NSTConfig.scales must be factors in (0, 1], got {self.scales}")
-        if list(self.scales) != sorted(self.scales):
-            raise ValueError(f"NSTConfig.scales must go from coarse to fine, got {self.scales}")
-        if self.scale_fractions is not None:
-            self.scale_fractions = tuple(float(f) for f in self.scale_fractions)
-            if len(self.scale_fractions) != len(self.scales) or \
-                    any(f < 0 for f in self.scale_fractions) or sum(self.scale_fractions) <= 0:
-                raise ValueError("NSTConfig.scale_fractions needs one non-negative share per "
-                                 f"scale, got {self.scale_fractions} for {self.scales}")
-        if self.normalize not in NORMALIZATIONS:
-            raise ValueError(f"NSTConfig.normalize must be one of {NORMALIZATIONS}, "
-                             f"got {self.normalize!r}")
-        for name in ("content_weight", "style_weight", "tv_weight", "tol", "init_noise"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"NSTConfig.{name} must be >= 0, got {getattr(self, name)}")
-        if self.learning_rate <= 0:
-            raise ValueError(f"NSTConfig.learning_rate must be > 0, got {self.learning_rate}")
-        if self.batch_size < 1 or self.check_every < 1 or self.patience < 1:
-            raise ValueError("NSTConfig.batch_size, check_every and patience must be >= 1")
-
-
-@dataclass
-class StylizeResult:
-    """What ``Stylizer.stylize`` returns, per image ``i`` of the ``B`` inputs.
-
-    Attributes:
-        images: ``[B, H, W]`` float32 in [0, 1], the stylised images.
-        initial, final: ``{name: [B]}`` loss terms of the content image and of the result,
-            both at full resolution: "content" and "style" (normalised as configured,
-            unweighted), "tv" (when ``tv_weight > 0``), "total" (the weighted objective) and
-            "style/<layer>" (one layer's weighted term).
-        history: per image ``{"scale", "iteration", "content", "style", "total"}`` arrays,
-            the losses every ``check_every`` steps while the image was optimised, at that
-            scale's resolution ("scale" indexes ``NSTConfig.scales``; "iteration" is the
-            number of steps, over all scales, taken before the recorded loss).
-        iterations: ``[B]`` Adam steps each image took (fewer than configured after an early
-            stop).
-    """
-
-    images: np.ndarray
-    initial: dict[str, np.ndarray]
-    final: dict[str, np.ndarray]
-    history: list[dict[str, np.ndarray]] = field(default_factory=list)
-    iterations: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-
-
-class Problem(NamedTuple):
-    """Constants of one batch at one resolution (tensors with the batch first, or None).
-
-    ``content_features`` ``[B, h, w, c]`` of the content layer; ``content_weights``
-    ``[B, h, w]`` at that layer's size; ``style_targets`` from ``losses.build_style_targets``;
-    ``masks`` ``[B, D, H, W]`` content label masks; ``content_scale`` ``[B]`` and
-    ``style_scales`` ``{layer: [B]}`` / ``tv_scale`` ``[B]`` divide the raw terms.
-    """
-
-    content_features: tf.Tensor
-    content_weights: tf.Tensor | None
-    style_targets: dict
-    masks: tf.Tensor | None
-    content_scale: tf.Tensor
-    style_scales: dict
-    tv_scale: tf.Tensor
-
-
-class OptimState(NamedTuple):
-    """Adam state of a batch: pixels ``[B, H, W, 1]``, moments, step count, active flags."""
-
-    pixels: tf.Tensor
-    m: tf.Tensor
-    v: tf.Tensor
-    step: tf.Tensor          # int32 scalar: Adam steps taken (bias correction)
-    active: tf.Tensor        # float32 [B]: 1 = still optimising, 0 = frozen
-    loss_scale: tf.Tensor    # float32 scalar: dynamic loss scale (1 without mixed precision)
-    good_steps: tf.Tensor    # int32 scalar: finite steps since the last loss-scale change
-
-
-# ---------------------------------------------------------------------------- pure helpers
-
-
-def adam_update(grad, m, v, step, learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-8):
-    """One Adam step (Kingma & Ba 2015, Algorithm 1), element-wise.
-
-    Args:
-        grad: gradient, any shape; m, v: first / second moment estimates, same shape.
-        step: the 1-based index of this step (for the bias correction).
-        learning_rate, beta_1, beta_2, epsilon: Adam's hyper-parameters.
-    Returns:
-        ``(delta, m, v)``: the parameter change to *add* and the new moments.
-    """
-    m = beta_1 * m + (1.0 - beta_1) * grad
-    v = beta_2 * v + (1.0 - beta_2) * tf.square(grad)
-    step = tf.cast(step, grad.dtype)
-    m_hat = m / (1.0 - tf.pow(tf.constant(beta_1, grad.dtype), step))
-    v_hat = v / (1.0 - tf.pow(tf.constant(beta_2, grad.dtype), step))
-    return -learning_rate * m_hat / (tf.sqrt(v_hat) + epsilon), m, v
-
-
-def relative_change(previous: np.ndarray, current: np.ndarray) -> np.ndarray:
-    """``|previous - current| / |previous|`` per element (0 where both are 0)."""
-    previous = np.asarray(previous, np.float64)
-    current = np.asarray(current, np.float64)
-    denominator = np.maximum(np.abs(previous), _TINY)
-    return np.abs(previous - current) / denominator
-
-
-def split_iterations(total: int, fractions: Sequence[float]) -> list[int]:
-    """Split ``total`` steps into integer shares proportional to ``fractions`` (sum = total).
-
-    Largest-remainder rounding, so ``split_iterations(1000, (1, 1)) == [500, 500]``.
-    """
-    weights = np.asarray(fractions, np.float64)
-    exact = total * weights / weights.sum()
-    shares = np.floor(exact).astype(int)
-    for index in np.argsort(-(exact - shares), kind="stable")[: total - shares.sum()]:
-        shares[index] += 1
-    return shares.tolist()
-
-
-def scaled_size(height: int, width: int, scale: float) -> tuple[int, int]:
-    """``(round(scale * height), round(scale * width))``, at least ``MIN_SCALE_SIDE`` (or
-    the full side when the image is smaller than that)."""
-    def side(n):
-        return int(min(n, max(MIN_SCALE_SIDE, round(scale * n))))
-    return side(height), side(width)
-
-
-def resize_stack(images: tf.Tensor, size: tuple[int, int], method: str) -> tf.Tensor:
-    """Resize ``[..., H, W]`` stacks of grey images / maps to ``size`` (no-op if equal).
-
-    ``method="area"`` for downsampling (anti-aliased, mean-preserving), "bilinear" to upsample.
-    """
-    images = tf.convert_to_tensor(images, tf.float32)
-    if tuple(images.shape[-2:]) == tuple(size):
-        return images
-    lead = tf.shape(images)[:-2]
-    flat = tf.reshape(images, tf.concat([[-1], tf.shape(images)[-2:]], 0))[..., None]
-    out = tf.image.resize(flat, size, method=method)[..., 0]
-    return tf.reshape(out, tf.concat([lead, size], 0))
-
-
-def noise_generator(seed: int, content: np.ndarray) -> np.random.Generator:
-    """A generator seeded by ``seed`` and the bytes of one content image (batch-independent)."""
-    digest = zlib.crc32(np.ascontiguousarray(content, np.float32).tobytes())
-    return np.random.default_rng([int(seed) & 0xFFFFFFFF, digest])
-
-
-def _as_batch(array, name: str, ndim: Sequence[int]) -> np.ndarray:
-    """float32 array of an allowed rank with finite values (ValueError otherwise)."""
-    array = np.asarray(array, np.float32)
-    if array.ndim not in ndim:
-        raise ValueError(f"{name} must have {' or '.join(map(str, ndim))} dimensions, "
-                         f"got shape {array.shape}")
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return array
+from .config import STYLE_SCALE_FLOOR, _TINY, NSTConfig, OptimState, Problem, StylizeResult
+from .optim import (_as_batch, adam_update, noise_generator, relative_change, resize_stack,
+                    scaled_size, split_iterations)
 
 
 # ---------------------------------------------------------------------------- the engine

@@ -32,6 +32,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..errors import ImageError  # noqa: F401  (raised here; importable from here too)
+
 #: File name endings read by :func:`read_image` (compared case-insensitively).
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff",
                                      ".dcm", ".dicom")
@@ -44,19 +46,6 @@ _FORMAT_BY_SUFFIX = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BM
 # PIL may sniff any of these (a JPEG saved as .png still reads) but nothing else, so a text
 # file that happens to look like an exotic format is still reported as "not an image".
 _PIL_FORMATS = ("PNG", "JPEG", "BMP", "DIB", "TIFF")
-
-
-class ImageError(ValueError):
-    """A file that cannot be read as an image; the message starts with the file path.
-
-    ``ImageError(path, reason)`` formats ``"<path>: <reason>"`` and keeps both as attributes
-    (``path`` is None when built from one ready-made message).
-    """
-
-    def __init__(self, path_or_message: str | os.PathLike, reason: str | None = None):
-        self.path = None if reason is None else Path(path_or_message)
-        self.reason = str(path_or_message) if reason is None else reason
-        super().__init__(self.reason if reason is None else f"{path_or_message}: {reason}")
 
 
 class _LayoutError(ValueError):

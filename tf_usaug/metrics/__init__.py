@@ -1,0 +1,1 @@
+"""Metrics: image quality (SSIM, PSNR, speckle index, grey-histogram JS distance)."""

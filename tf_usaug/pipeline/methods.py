@@ -1,0 +1,230 @@
+"""Augmentation methods: each turns one batch of work items into (image, mask, record extras)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .. import log as _log
+from ..errors import UsageError
+from .config import AugmentConfig
+from .inputs import InputPreparer, Prepared
+from .outputs import OutputDir
+from .plan import WorkItem
+
+#: What a method returns per item: output image and mask in the working square, record extras.
+#: The job cuts both out of the square with the item's :class:`Prepared` placement.
+Result = tuple[np.ndarray, "np.ndarray | None", dict]
+
+
+class Method:
+    """Interface of an augmentation method over a batch of items."""
+
+    name = ""
+
+    def __init__(self, cfg: AugmentConfig, out: OutputDir):
+        self.cfg, self.out = cfg, out
+        self.inputs = InputPreparer(cfg.size, cfg.crop, cfg.fit)
+
+    def prepare(self, batches: Sequence[Sequence[WorkItem]]) -> None:
+        """Per-rank set-up for the batches this rank will process (models, caches).
+
+        Also compiles the output filter for the batch shape: start-up cost, not generation.
+        """
+        if self.cfg.srad and batches:
+            _srad_filter(np.zeros((len(batches[0]), self.cfg.size, self.cfg.size), np.float32),
+                         self.cfg)
+
+    def run(self, batch: Sequence[WorkItem], loaded: Sequence[Prepared]) -> list[Result]:
+        """Augment a batch; ``loaded[i]`` is item i's content in the working square."""
+        raise NotImplementedError
+
+
+def _srad_filter(images: np.ndarray, cfg: AugmentConfig) -> np.ndarray:
+    from ..filters.srad import SRADConfig
+    from ..filters.srad_tf import srad_tf
+
+    iterations = SRADConfig().iterations * cfg.srad_scale
+    return np.asarray(srad_tf(images, iterations=iterations), dtype=np.float32)
+
+
+class TraditionalMethod(Method):
+    name = "traditional"
+
+    def run(self, batch, loaded):
+        from ..data.transforms import TraditionalConfig, random_geometric
+
+        tcfg = TraditionalConfig()
+        results = []
+        warped = []
+        for item, prepared in zip(batch, loaded):
+            image, mask = prepared.image, prepared.mask
+            out, out_mask, params = random_geometric(image, mask, np.random.default_rng(item.seed),
+                                                     tcfg)
+            warped.append(out)
+            results.append([out, out_mask, {"params": params}])
+        if self.cfg.srad:
+            filtered = _srad_filter(np.stack(warped), self.cfg)
+            for r, img in zip(results, filtered):
+                r[0] = img
+        return [tuple(r) for r in results]
+
+
+class SRADMethod(Method):
+    """Output k is scale k+1 of the SRAD multi-scale series (paper 002: n_t = 10, L = 8)."""
+
+    name = "srad"
+
+    def prepare(self, batches):
+        """Nothing to set up: the outputs are the series itself, never filtered again."""
+
+    def run(self, batch, loaded):
+        from ..filters.srad import SRADConfig
+        from ..filters.srad_tf import srad_tf
+
+        scfg = SRADConfig()
+        results = []
+        for item, prepared in zip(batch, loaded):
+            image, mask = prepared.image, prepared.mask
+            scale = item.k + 1
+            iterations = scfg.iterations * scale
+            img = np.asarray(srad_tf(image[None], iterations=iterations), np.float32)[0]
+            results.append((img, mask, {"params": {"scale": scale, "iterations": iterations,
+                                                   "dt": scfg.dt}}))
+        return results
+
+
+def relevance_weights(cfg: AugmentConfig) -> str:
+    """Weights of the relevance classifier: ``--relevance-weights``, else those of
+    ``--weights`` when they are a name (imagenet / none). A weights *file* is the NST
+    backbone's (often a ``*_notop.h5``) and does not fit the classifier: ask for its own."""
+    if cfg.relevance_weights:
+        return cfg.relevance_weights
+    if cfg.relevance_model != "resnet50":
+        return "none"  # a classifier file keeps its own weights
+    if str(cfg.weights).lower() in ("imagenet", "none"):
+        return str(cfg.weights).lower()
+    raise UsageError(f"--weights {cfg.weights} is a file for the NST backbone; the relevance "
+                     "classifier (ResNet50 with its top) needs its own: pass --relevance-weights "
+                     "PATH (or imagenet), or --no-relevance")
+
+
+class NSTMethod(Method):
+    """Paper 002's XAI-based NST (see :mod:`tf_usaug.nst.stylizer`, :mod:`tf_usaug.nst.losses`)."""
+
+    name = "nst"
+
+    def __init__(self, cfg, out):
+        super().__init__(cfg, out)
+        self._relevance_paths: dict[Path, Path] = {}
+        self.stylizer = None
+
+    def relevance_config(self):
+        from ..xai.relevance import RelevanceConfig
+
+        extra = {} if self.cfg.relevance_preprocess is None else {
+            "preprocess": self.cfg.relevance_preprocess}
+        return RelevanceConfig(model=self.cfg.relevance_model,
+                               weights=relevance_weights(self.cfg),
+                               rule=self.cfg.relevance_rule, size=self.cfg.size,
+                               batch_size=1,  # maps independent of the rank's other images
+                               **extra)
+
+    def prepare(self, batches):
+        from ..nst.backbones import BackboneConfig
+        from ..nst.losses import StyleLossConfig
+        from ..nst.stylizer import NSTConfig, Stylizer
+
+        super().prepare(batches)
+        log = _log.get()
+        if self.cfg.relevance and batches:
+            from ..xai.relevance import ensure_relevance
+
+            samples = {it.sample.image: it.sample for b in batches for it in b}
+            cache = Path(self.cfg.cache or self.out.root / "cache")
+            rcfg = self.relevance_config()
+            with _log.Stage(f"relevance maps ({rcfg.rule} on {rcfg.model}) for "
+                            f"{len(samples)} content images", log):
+                # the classifier explains what the NST sees: the region in the working square
+                views = {path: self._working_view(sample, cache)
+                         for path, sample in sorted(samples.items())}
+                maps = ensure_relevance(sorted(set(views.values())), rcfg, cache,
+                                        verbose=self.cfg.verbose)
+                self._relevance_paths = {path: maps[view] for path, view in views.items()}
+        with _log.Stage(f"building the {self.cfg.backbone} stylizer (weights: {self.cfg.weights})",
+                        log):
+            # BackboneConfig.seed: random ("none") weights are the same network in every
+            # process and run
+            self.stylizer = Stylizer(
+                BackboneConfig(name=self.cfg.backbone, weights=self.cfg.weights,
+                               seed=self.cfg.seed),
+                StyleLossConfig(),
+                NSTConfig(iterations=self.cfg.iterations, batch_size=self.cfg.batch_size))
+        if batches:
+            # graph tracing is start-up: done here, the first batch runs at full speed
+            first = batches[0]
+            with _log.Stage("compiling the NST step", log):
+                self.stylizer.warm_up(len(first), len(first[0].styles), self.cfg.size,
+                                      self.cfg.size, content_weights=self.cfg.relevance)
+                if self.cfg.relevance:  # the heatmaps' plotting modules, imported once
+                    import matplotlib.backends.backend_agg  # noqa: F401
+                    import matplotlib.figure  # noqa: F401
+
+    def _working_view(self, sample, cache: Path) -> Path:
+        """The content as the NST sees it (region fitted to the square), as a PNG in the cache.
+
+        Named by its bytes, so the relevance cache (keyed by image bytes) hits across runs and
+        ranks; two ranks writing the same view write the same bytes atomically.
+        """
+        import hashlib
+
+        from ..files import atomic_write_bytes, encode_png
+
+        data = encode_png(self.inputs.content(sample).image)
+        path = cache / "views" / f"{hashlib.sha256(data).hexdigest()[:32]}.png"
+        if not path.is_file():
+            atomic_write_bytes(path, data)
+        return path
+
+    def run(self, batch, loaded):
+        from ..xai.relevance import load_relevance, relevance_to_weight, save_heatmap
+
+        size = self.cfg.size
+        contents = np.stack([p.image for p in loaded])
+        styles = np.stack([np.stack([self.inputs.style(p) for p in it.styles]) for it in batch])
+        weights, relevances = None, []
+        if self.cfg.relevance:
+            relevances = [load_relevance(self._relevance_paths[it.sample.image]) for it in batch]
+            weights = np.stack([relevance_to_weight(r, (size, size)) for r in relevances])
+        result = self.stylizer.stylize(contents, styles, content_weights=weights)
+        images = np.asarray(result.images, np.float32)
+        if self.cfg.srad:
+            images = _srad_filter(images, self.cfg)
+        outs = []
+        for i, item in enumerate(batch):
+            extras = {
+                "styles": [str(p) for p in item.styles],
+                "iterations": int(result.iterations[i]),
+                "losses": {
+                    "initial": {k: float(v[i]) for k, v in result.initial.items()},
+                    "final": {k: float(v[i]) for k, v in result.final.items()},
+                },
+                "params": {"size": size, "n_styles": len(item.styles),
+                           "backbone": self.cfg.backbone, "weights": self.cfg.weights,
+                           "relevance_rule": self.cfg.relevance_rule if self.cfg.relevance
+                           else None},
+                "relevance": None,
+                "heatmap": None,
+            }
+            if self.cfg.relevance:
+                heat = self.out.heatmap_path(item.name)
+                # maps are of the working view (size x size): cut like the output
+                save_heatmap(loaded[i].cut(contents[i]), loaded[i].cut(relevances[i]), heat)
+                extras["relevance"] = str(self._relevance_paths[item.sample.image])
+                extras["heatmap"] = self.out.relative(heat)
+            outs.append((images[i], loaded[i].mask, extras))
+        return outs
+
+
+METHOD_CLASSES = {m.name: m for m in (NSTMethod, TraditionalMethod, SRADMethod)}

@@ -1,0 +1,155 @@
+"""Checks of a job's configuration before any work, and the settings that make its results.
+
+:func:`check_config` refuses, in one line and before any input is read or model built, every
+argument a run could only fail on later: out-of-range numbers, unknown choices, weights files
+that do not exist, a working size whose batch would not fit in memory, a plan too large to
+enumerate.
+
+:func:`run_settings` and :func:`item_settings` list what changes the bytes of the outputs: the
+first is compared with ``OUT/run.json`` (a rerun with other settings is refused, see
+:mod:`tf_usaug.rundir`), the second enters each item's fingerprint together with the content
+hashes of its input files.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..data.fit import check_fit
+from ..errors import UsageError
+from ..rundir import file_digest
+from .config import METHODS, AugmentConfig
+from .inputs import check_crop
+
+#: Largest working side accepted at all (a 16k x 16k float32 image is 1 GiB).
+MAX_SIZE = 16384
+#: Most outputs one job plans (each is a record, an image and a manifest row).
+MAX_ITEMS = 10_000_000
+#: Working memory per image pixel of one batch entry, by method, measured as the peak resident
+#: memory of a batch of 8 at 128 and 224 px over the process baseline (docs/augment.md),
+#: rounded up: NST keeps the backbone's activations for the pixel gradient.
+BYTES_PER_PIXEL = {"nst": 12_000, "traditional": 400, "srad": 400}
+
+
+def available_memory_bytes() -> int | None:
+    """MemAvailable from /proc/meminfo (Linux), else None (no check)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def batch_memory_bytes(cfg: AugmentConfig) -> int:
+    """Estimated working memory of one batch (see :data:`BYTES_PER_PIXEL`)."""
+    batch = cfg.batch_size if cfg.method == "nst" else 1
+    return BYTES_PER_PIXEL[cfg.method] * cfg.size * cfg.size * batch
+
+
+def _positive(cfg: AugmentConfig, *names: str) -> None:
+    for name in names:
+        if getattr(cfg, name) < 1:
+            hint = " (use --no-srad to switch the filter off)" if name == "srad_scale" else ""
+            raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got "
+                             f"{getattr(cfg, name)}{hint}")
+
+
+def _weights_file(option: str, value: str | None) -> None:
+    """A weights / model *file* argument must exist (names like imagenet or none are fine)."""
+    if value is None or str(value).lower() in ("imagenet", "none", "resnet50"):
+        return
+    path = Path(value)
+    if not path.exists():
+        raise UsageError(f"{option} {value}: file not found (give imagenet, none or an "
+                         "existing file)")
+
+
+def check_config(cfg: AugmentConfig) -> None:
+    """Every check that needs no input file and no model; raises :class:`UsageError`."""
+    from .methods import relevance_weights
+
+    if cfg.method not in METHODS:
+        raise UsageError(f"unknown --method {cfg.method!r}; choose from {', '.join(METHODS)}")
+    if str(cfg.out).strip() == "":
+        raise UsageError("--out must not be empty (give a folder for the results)")
+    _positive(cfg, "per_image", "batch_size", "n_styles", "iterations", "srad_scale")
+    if cfg.threads is not None and cfg.threads < 1:
+        raise UsageError(f"--threads must be >= 1, got {cfg.threads}")
+    if not 8 <= cfg.size <= MAX_SIZE:
+        raise UsageError(f"--size must be between 8 and {MAX_SIZE}, got {cfg.size}")
+    if cfg.method == "nst" and cfg.relevance and cfg.size < 32:
+        raise UsageError(f"--size {cfg.size} is too small for the relevance classifier "
+                         "(ResNet50 downsamples by 32): use --size >= 32 or --no-relevance")
+    if cfg.method == "srad":
+        from ..filters.srad import SRADConfig
+
+        if cfg.per_image > SRADConfig().scales:
+            raise UsageError(f"--method srad gives at most {SRADConfig().scales} outputs per image "
+                             f"(the L scales of the series); got --per-image {cfg.per_image}")
+    if cfg.per_image > MAX_ITEMS:
+        raise UsageError(f"--per-image {cfg.per_image} is more than one job plans "
+                         f"({MAX_ITEMS:,} outputs); split the work into several jobs")
+    check_crop(cfg.crop)
+    check_fit(cfg.fit)
+    if cfg.method == "nst":
+        _weights_file("--weights", cfg.weights)
+        if cfg.relevance:
+            relevance_weights(cfg)  # a weights file needs --relevance-weights: say so now
+            _weights_file("--relevance-model", cfg.relevance_model)
+            _weights_file("--relevance-weights", cfg.relevance_weights)
+    need, have = batch_memory_bytes(cfg), available_memory_bytes()
+    if have is not None and need > have:
+        raise UsageError(f"--size {cfg.size} needs about {need / 2**30:.1f} GiB for a batch of "
+                         f"{cfg.batch_size if cfg.method == 'nst' else 1} ({cfg.method}); "
+                         f"{have / 2**30:.1f} GiB are available: use a smaller --size or "
+                         "--batch-size")
+
+
+def check_plan_size(n_contents: int, cfg: AugmentConfig) -> None:
+    if n_contents * cfg.per_image > MAX_ITEMS:
+        raise UsageError(f"{n_contents} content images x --per-image {cfg.per_image} = "
+                         f"{n_contents * cfg.per_image:,} outputs, more than one job plans "
+                         f"({MAX_ITEMS:,}); split the work into several jobs")
+
+
+def _identity(value: str | None) -> str | None:
+    """A weights/model argument as recorded: names as they are, files by their content hash."""
+    if value is None or str(value).lower() in ("imagenet", "none", "resnet50"):
+        return None if value is None else str(value).lower()
+    path = Path(value)
+    if path.is_dir():
+        from ..xai.relevance import _path_digest
+
+        return "sha256:" + _path_digest(path)
+    return "sha256:" + file_digest(path)
+
+
+def item_settings(cfg: AugmentConfig) -> dict:
+    """Every setting that changes the bytes of one output (enters each item's fingerprint)."""
+    s = {"method": cfg.method, "size": cfg.size, "seed": cfg.seed, "crop": cfg.crop,
+         "fit": cfg.fit, "srad": cfg.srad}
+    if cfg.srad or cfg.method == "srad":
+        s["srad_scale"] = cfg.srad_scale
+    if cfg.method == "nst":
+        from .methods import relevance_weights
+
+        s.update(n_styles=cfg.n_styles, iterations=cfg.iterations, batch_size=cfg.batch_size,
+                 backbone=cfg.backbone, weights=_identity(cfg.weights), relevance=cfg.relevance)
+        if cfg.relevance:
+            s.update(relevance_model=_identity(cfg.relevance_model),
+                     relevance_weights=_identity(relevance_weights(cfg)),
+                     relevance_rule=cfg.relevance_rule,
+                     relevance_preprocess=cfg.relevance_preprocess)
+    return s
+
+
+def run_settings(cfg: AugmentConfig) -> dict:
+    """:func:`item_settings` plus what decides which outputs exist (compared with run.json)."""
+    def where(p):
+        return None if p is None else os.fspath(Path(p).resolve())
+
+    return {**item_settings(cfg), "per_image": cfg.per_image, "content": where(cfg.content),
+            "styles": where(cfg.styles)}
