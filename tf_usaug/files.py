@@ -5,6 +5,8 @@ fsynced and renamed into place, so readers never see half a file.
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 import tempfile
@@ -66,3 +68,30 @@ def write_png(path: str | Path, image: np.ndarray) -> Path:
 
 def write_json(path: str | Path, obj) -> Path:
     return atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+@functools.lru_cache(maxsize=4096)
+def _digest(path: str, size: int, mtime_ns: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """sha256 of a file's bytes (memoised per process on path, size and mtime: weights are big)."""
+    st = os.stat(path)
+    return _digest(os.fspath(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+
+
+def path_digest(path: str | os.PathLike) -> str:
+    """sha256 of a file, or of a folder's files (relative names and bytes, sorted)."""
+    path = Path(path)
+    if not path.is_dir():
+        return file_digest(path)
+    h = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        h.update(str(f.relative_to(path)).encode("utf-8", "surrogateescape") + b"\0")
+        h.update(file_digest(f).encode())
+    return h.hexdigest()

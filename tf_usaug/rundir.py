@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import fcntl
-import functools
 import hashlib
 import json
 import os
@@ -35,21 +34,6 @@ from .files import write_json
 
 RUN_FILE = "run.json"
 LOCK_FILE = ".lock"
-
-
-@functools.lru_cache(maxsize=4096)
-def _digest_cached(path: str, size: int, mtime_ns: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def file_digest(path: str | os.PathLike) -> str:
-    """sha256 of a file's bytes (memoised per process on path, size and mtime)."""
-    st = os.stat(path)
-    return _digest_cached(os.fspath(Path(path).resolve()), st.st_size, st.st_mtime_ns)
 
 
 def fingerprint(settings: Mapping[str, Any], **parts: Any) -> str:

@@ -1,70 +1,27 @@
-"""Cut the imaging sector out of an ultrasound scanner screenshot.
+"""Scanner screenshots: cut out the scan (:func:`crop_to_scan`) and find grey-scale bars.
 
 Clinical screenshots carry, around the B-mode scan, patient/scanner text, depth tick marks,
 thin UI lines, flat UI panels and a grey-scale ("brightness") bar; paper 001 (Menini 2020,
 sec. 3.1) removes the brightness bar of the HC18 screenshots in pre-processing before style
-transfer. The scan itself is the one large region that is both bright (non-background) and
-textured (speckle), so :func:`scan_mask` keeps exactly that:
+transfer.
 
-1. ``fg``: a median filter (``median_size``) erases strokes thinner than half its window
-   (1-px text strokes, ticks, lines); what stays brighter than ``dark_threshold`` is
-   foreground;
-2. ``textured``: the local mean (``texture_window``) of ``|I - G_1.0 * I|`` (detail left after
-   a sigma = 1 px Gaussian) exceeds ``texture_threshold``; flat panels and smooth grey ramps
-   have none, speckle has plenty;
-3. evidence ``fg & textured`` is closed (``close_size``) and its holes filled (dark cysts and
-   heart chambers inside the sector), then opened (``open_size``) so that everything thinner
-   than the opening (text lines, bars, bridges) falls away; the largest component is the scan;
-4. the opening rounds corners off, so evidence pixels within half the opening's size of
-   that component are added back before the bounding box is taken (half: a right-angled
-   corner loses 0.41 opening radii, while annotations a few pixels away stay out).
-
-Sizes are fractions of the image's shorter side, so the same configuration works at 240 and
-at 1000 pixels. Paper 001 gives no values: the defaults were chosen on pydicom's ultrasound
-example screenshots and on synthetic screenshots (``tests/test_crop.py``).
+* :func:`crop_to_scan` crops to the imaging region that
+  :func:`tf_usaug.data.scan_region.detect_scan_region` finds (rectangle, sector or convex
+  fan; how and why: docs/scan_region.md). The augmentation job does the same with
+  ``--crop auto``.
+* :func:`find_brightness_bars` / :func:`remove_brightness_bars` locate and blank vertical
+  grey-scale bars: narrow strips, flat from left to right, ramping monotonically in y.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 from scipy import ndimage
 
+from .scan_region import ScanRegionConfig, detect_scan_region
+
 Box = tuple[int, int, int, int]  # (y0, y1, x0, x1), half-open: image[y0:y1, x0:x1]
-
-
-@dataclass(frozen=True)
-class CropConfig:
-    """Parameters of :func:`scan_mask` (sizes: fractions of the image's shorter side).
-
-    Attributes:
-        median_size: median filter window (0.01, at least 3 px): erases 1-px strokes, lines
-            and ticks, yet is too small to bridge text written 2-3 px from the scan.
-        dark_threshold: background level (0.03, about 8/255) of the median-filtered image.
-        texture_window: window of the local mean of the detail (0.03).
-        texture_threshold: mean ``|I - G_1 * I|`` that counts as speckle (0.006, i.e. 1.5
-            grey levels; speckle gives 0.02-0.1, flat panels and ramps ~0).
-        close_size: closing disk that makes porous speckle evidence solid (0.01, at least
-            3 px); kept small for the same reason as ``median_size``.
-        open_size: opening disk (0.05): text lines, bars, toolbars and bridges thinner than
-            this are removed; ultrasound scans are far thicker. These three sizes were
-            chosen on the four pydicom ultrasound screenshots and the synthetic ones of
-            ``tests/test_crop.py`` (0.03 / 0.03 / 0.08 glued the text block above the scan of
-            the 320x240 ``examples_rgb_color.dcm`` to the crop).
-        min_area: smallest scan, as a fraction of the image area (0.02); below it nothing is
-            cropped.
-        remove_bar: blank brightness bars first (:func:`remove_brightness_bars`).
-    """
-
-    median_size: float = 0.01
-    dark_threshold: float = 0.03
-    texture_window: float = 0.03
-    texture_threshold: float = 0.006
-    close_size: float = 0.01
-    open_size: float = 0.05
-    min_area: float = 0.02
-    remove_bar: bool = True
 
 
 @dataclass(frozen=True)
@@ -91,74 +48,22 @@ class BarConfig:
 # ----------------------------------------------------------------------------- public API
 
 
-def crop_to_scan(image: np.ndarray, cfg: CropConfig = CropConfig(),
-                 bar_cfg: BarConfig = BarConfig()) -> tuple[np.ndarray, Box]:
-    """Crop a screenshot to the bounding box of its ultrasound scan (module docstring).
+def crop_to_scan(image: np.ndarray, cfg: ScanRegionConfig | None = None
+                 ) -> tuple[np.ndarray, Box]:
+    """Crop a screenshot to the bounding box of its scan region.
 
     Args:
         image: grey ``HxW`` float image in [0, 1].
-        cfg: detection parameters.
-        bar_cfg: brightness-bar parameters (used when ``cfg.remove_bar``).
+        cfg: detection parameters (default :class:`ScanRegionConfig`).
 
     Returns:
         ``(cropped, (y0, y1, x0, x1))`` with ``cropped = image[y0:y1, x0:x1]`` (a copy);
-        the whole image when no scan of at least ``cfg.min_area`` is found.
+        the whole image when it shows no UI around the scan.
     """
     image = _check_image(image)
-    y0, y1, x0, x1 = scan_box(image, cfg, bar_cfg)
+    region = detect_scan_region(image, cfg or ScanRegionConfig())
+    y0, y1, x0, x1 = (int(v) for v in region.box)
     return image[y0:y1, x0:x1].copy(), (y0, y1, x0, x1)
-
-
-def scan_box(image: np.ndarray, cfg: CropConfig = CropConfig(),
-             bar_cfg: BarConfig = BarConfig()) -> Box:
-    """Bounding box ``(y0, y1, x0, x1)`` (half-open) of :func:`scan_mask`; full image if empty."""
-    mask = scan_mask(image, cfg, bar_cfg)
-    if not mask.any():
-        return 0, int(image.shape[0]), 0, int(image.shape[1])
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
-
-
-def scan_mask(image: np.ndarray, cfg: CropConfig = CropConfig(),
-              bar_cfg: BarConfig = BarConfig()) -> np.ndarray:
-    """Bool ``HxW`` mask of the scan: the largest bright, textured region (steps 1-4 above).
-
-    All False when the largest region is smaller than ``cfg.min_area`` of the image.
-    """
-    image = _check_image(image)
-    if cfg.remove_bar:
-        image, _ = remove_brightness_bars(image, bar_cfg)
-    side = min(image.shape)
-    evidence = speckle_evidence(image, cfg)
-    solid = cv2.morphologyEx(evidence.astype(np.uint8), cv2.MORPH_CLOSE,
-                             _disk(_odd_size(cfg.close_size, side)))
-    solid = ndimage.binary_fill_holes(solid).astype(np.uint8)
-    opening = _disk(_odd_size(cfg.open_size, side))
-    opened = cv2.morphologyEx(solid, cv2.MORPH_OPEN, opening)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(opened, connectivity=8)
-    if count < 2:
-        return np.zeros(image.shape, dtype=bool)
-    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    if stats[largest, cv2.CC_STAT_AREA] < cfg.min_area * image.size:
-        return np.zeros(image.shape, dtype=bool)
-    region = (labels == largest).astype(np.uint8)
-    reach = _disk(_odd_size(cfg.open_size / 2, side))  # step 4: corners, not neighbours
-    corners = cv2.dilate(region, reach).astype(bool) & evidence
-    return ndimage.binary_fill_holes(region.astype(bool) | corners)
-
-
-def speckle_evidence(image: np.ndarray, cfg: CropConfig = CropConfig()) -> np.ndarray:
-    """Bool ``HxW``: median-filtered foreground that is also locally textured (steps 1-2)."""
-    image = _check_image(image)
-    side = min(image.shape)
-    grey8 = np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
-    median = cv2.medianBlur(grey8, _odd_size(cfg.median_size, side))  # uint8: any odd size
-    foreground = median > cfg.dark_threshold * 255.0
-    detail = np.abs(image - cv2.GaussianBlur(image, (0, 0), 1.0))
-    window = _odd_size(cfg.texture_window, side)
-    texture = cv2.boxFilter(detail, -1, (window, window), borderType=cv2.BORDER_REFLECT)
-    return foreground & (texture > cfg.texture_threshold)
 
 
 def find_brightness_bars(image: np.ndarray, cfg: BarConfig = BarConfig()) -> list[Box]:
@@ -228,16 +133,6 @@ def _check_image(image: np.ndarray) -> np.ndarray:
     if arr.ndim != 2 or min(arr.shape) < 3:
         raise ValueError(f"crop: expected a grey HxW image (at least 3x3), got shape {arr.shape}")
     return arr.astype(np.float32, copy=False)
-
-
-def _odd_size(fraction: float, side: int) -> int:
-    """``fraction * side`` rounded to an odd number of pixels, at least 3."""
-    return max(3, int(round(fraction * side)) | 1)
-
-
-def _disk(size: int) -> np.ndarray:
-    """Elliptic (disk) structuring element ``size x size``."""
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
 
 
 def _column_ramps(image: np.ndarray, cfg: BarConfig) -> list[tuple[int, int] | None]:

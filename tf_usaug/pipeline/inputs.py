@@ -24,7 +24,7 @@ from ..data.datasets import Sample, load_sample
 from ..data.fit import Box, Placement, cut_output, fit_to_square, used_box
 from ..data.image_io import read_image
 from ..errors import InputError, UsageError
-from ..rundir import file_digest
+from ..files import file_digest
 
 CROPS = ("auto", "none")
 _DICOM_SUFFIXES = (".dcm", ".dicom")

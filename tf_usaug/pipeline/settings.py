@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..data.fit import check_fit
 from ..errors import UsageError
-from ..rundir import file_digest
+from ..files import file_digest
 from .config import METHODS, AugmentConfig
 from .inputs import check_crop
 
