@@ -1,5 +1,6 @@
 # tf_usaug: one command to install, one to run the demo, one to test.
-#   make demo   installs everything into .venv, then augments the bundled demo data
+#   make demo   installs everything into .venv, trains the small classifier on the bundled demo
+#               data, then augments the demo data with that classifier's relevance
 #   make test   installs everything into .venv, then runs the test suite
 # Both are idempotent: the install is skipped while its stamp is newer than setup.cfg.
 
@@ -10,6 +11,7 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.stamp-install
 HVD_STAMP := $(VENV)/.stamp-horovod
 DEMO_OUT ?= usaug_out
+DEMO_CLASSIFIER ?= usaug_classifier
 PYTEST_ARGS ?=
 
 # Horovod: TensorFlow + Gloo, no MPI/PyTorch/MXNet. NCCL is used automatically when CUDA
@@ -48,8 +50,11 @@ $(HVD_STAMP): $(STAMP)
 	@touch $@
 
 demo: install
-	@echo "==> augmenting the bundled demo data into $(DEMO_OUT)/"
-	$(PY) -m tf_usaug.augment --demo --out $(DEMO_OUT)
+	@echo "==> training the small classifier on the bundled demo data into $(DEMO_CLASSIFIER)/"
+	$(PY) -m tf_usaug.train classifier --data tf_usaug/demo_data --backbone small --size 64 \
+	  --out $(DEMO_CLASSIFIER) --resume
+	@echo "==> augmenting the bundled demo data into $(DEMO_OUT)/ (relevance: that classifier)"
+	$(PY) -m tf_usaug.augment --demo --relevance-model $(DEMO_CLASSIFIER) --out $(DEMO_OUT)
 
 test: install
 	@echo "==> running the test suite (slow tests: make test-slow)"
@@ -67,4 +72,4 @@ bench: install
 	$(PY) benchmarks/strong_scaling.py
 
 clean:
-	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache build *.egg-info
+	rm -rf $(VENV) $(DEMO_OUT) $(DEMO_CLASSIFIER) .pytest_cache build *.egg-info

@@ -185,6 +185,7 @@ def test_nst_end_to_end_manifest_has_losses_relevance_and_heatmaps(tmp_path, sma
         assert row["losses"]["final"]["style"] < row["losses"]["initial"]["style"]
         assert (out / row["heatmap"]).is_file() and Path(row["relevance"]).is_file()
         assert cv2.imread(str(out / row["output"]), cv2.IMREAD_UNCHANGED).shape == (32, 32)
+        assert 0.0 <= row["relevance_mass_in_mask"] <= 1.0  # every row here has a mask
     # Relevance maps are cached: a second run into a new folder reuses them.
     cache_files = sorted((out / "cache").rglob("*.npy"))
     assert len(cache_files) == 4
@@ -323,10 +324,12 @@ def test_every_item_gets_the_same_number_of_style_references(tmp_path):
     contents = discover(data)
     # a two-image pool that holds one content image: that item has one candidate only
     pool = [contents[0].image, contents[1].image]
-    items = plan_items(AugmentConfig(content=data, method="nst", n_styles=2, per_image=2),
+    items = plan_items(AugmentConfig(content=data, method="nst", n_styles=2, per_image=2,
+                                     style_pool="any"),
                        contents, pool)
     assert {len(it.styles) for it in items} == {1}
     assert all(it.sample.image not in it.styles for it in items)
-    items = plan_items(AugmentConfig(content=data, method="nst", n_styles=2, per_image=2),
+    items = plan_items(AugmentConfig(content=data, method="nst", n_styles=2, per_image=2,
+                                     style_pool="any"),
                        contents, [c.image for c in contents])
     assert {len(it.styles) for it in items} == {2}

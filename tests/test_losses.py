@@ -705,3 +705,64 @@ def test_fused_kernel_form_in_tf_function_matches_eager(rng, jit_compile):
     np.testing.assert_allclose(value.numpy(), eager.numpy(), rtol=1e-5)
     np.testing.assert_allclose(grad.numpy(), tape.gradient(eager, gen).numpy(), rtol=1e-4,
                                atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- thin style layers
+
+# (h, w, c) of ResNet50's default style layers (strides 2, 4, 8, 16), by hand
+RESNET50_STYLE_SHAPES = {
+    64: {"conv1_relu": (32, 32, 64), "conv2_block3_out": (16, 16, 256),
+         "conv3_block4_out": (8, 8, 512), "conv4_block6_out": (4, 4, 1024)},
+    128: {"conv1_relu": (64, 64, 64), "conv2_block3_out": (32, 32, 256),
+          "conv3_block4_out": (16, 16, 512), "conv4_block6_out": (8, 8, 1024)},
+    224: {"conv1_relu": (112, 112, 64), "conv2_block3_out": (56, 56, 256),
+          "conv3_block4_out": (28, 28, 512), "conv4_block6_out": (14, 14, 1024)},
+}
+
+
+@pytest.mark.parametrize("size,left_out", [
+    (64, {"conv3_block4_out", "conv4_block6_out"}),   # 64 < 512, 16 < 1024 (256 = 256 stays)
+    (128, {"conv3_block4_out", "conv4_block6_out"}),  # 256 < 512, 64 < 1024
+    (224, {"conv4_block6_out"}),                      # 784 >= 512, 196 < 1024
+])
+def test_usable_style_layers_of_resnet50(size, left_out):
+    shapes = RESNET50_STYLE_SHAPES[size]
+    weights = L.usable_style_layers(shapes)
+    assert list(weights) == list(shapes)                  # the order of the layers given
+    assert {layer for layer, w in weights.items() if w == 0.0} == left_out
+    assert {layer for layer, w in weights.items() if w == 1.0} == set(shapes) - left_out
+    assert L.usable_style_layers(shapes, 0.0) == dict.fromkeys(shapes, 1.0)  # switched off
+    # leading batch / reference dimensions are ignored
+    assert L.usable_style_layers({k: (2, 3, *v) for k, v in shapes.items()}) == weights
+
+
+def test_usable_style_layers_ratio_and_fallback():
+    shapes = RESNET50_STYLE_SHAPES[64]
+    # a ratio of 2 also leaves out conv2_block3_out (256 positions < 2 x 256)
+    assert L.usable_style_layers(shapes, 2.0) == {
+        "conv1_relu": 1.0, "conv2_block3_out": 0.0, "conv3_block4_out": 0.0,
+        "conv4_block6_out": 0.0}
+    # every layer thin: the shallowest (most positions per channel) is kept, in any order
+    thin = {"deep": (2, 2, 1024), "shallow": (16, 16, 512), "mid": (4, 4, 512)}
+    assert L.usable_style_layers(thin) == {"deep": 0.0, "shallow": 1.0, "mid": 0.0}
+    assert L.is_thin(thin["shallow"]) and not L.is_thin(thin["shallow"], 0.5)
+    assert L.usable_style_layers({}) == {}
+    with pytest.raises(ValueError, match="min_positions_per_channel"):
+        L.usable_style_layers(shapes, -1.0)
+    with pytest.raises(ValueError, match=r"\(h, w, c\)"):
+        L.usable_style_layers({"l": (4, 4)})
+
+
+def test_thin_layer_rule_config_and_description():
+    assert L.StyleLossConfig().min_positions_per_channel == 1.0
+    for bad in (-0.5, float("nan")):
+        with pytest.raises(ValueError, match="min_positions_per_channel"):
+            L.StyleLossConfig(min_positions_per_channel=bad)
+    text = L.describe_left_out({
+        (32, 32): ([("conv2_block3_out", (8, 8, 256))], []),
+        (64, 64): ([("conv4_block6_out", (4, 4, 1024))], []),
+        (16, 16): ([], ["conv1_relu"])})
+    assert text == ("at 64x64 conv4_block6_out (4x4 positions, 1024 channels); "
+                    "at 32x32 conv2_block3_out (8x8 positions, 256 channels)",
+                    "conv1_relu at 16x16")
+    assert L.describe_left_out({(64, 64): ([], [])}) == ("", "")

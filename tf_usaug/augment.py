@@ -16,7 +16,7 @@ from typing import Sequence
 
 from .cli import ArgumentParser, entry_point, non_empty_path
 from .data.fit import FITS
-from .pipeline.config import METHODS, PRESETS, AugmentConfig
+from .pipeline.config import METHODS, PRESETS, STYLE_POOLS, AugmentConfig
 from .pipeline.inputs import CROPS
 from .pipeline.job import run
 from .xai.relevance import PREPROCESS_MODES
@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     a("--demo", action="store_true", help="shorthand for --preset demo")
     a("--content", type=Path, help="content images: BUSI folder, flat folder or CSV")
     a("--styles", type=Path, help="style references (default: the content set)")
+    a("--style-pool", dest="style_pool", choices=STYLE_POOLS,
+      help="without --styles: draw an output's references from the content images of its own "
+           "label (same-label, default) or from all of them (any)")
     a("--out", type=non_empty_path, help="output folder (default usaug_out)")
     a("--method", choices=METHODS, help="augmentation method (default nst)")
     a("--per-image", type=int, dest="per_image", help="outputs per content image")
@@ -55,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--weights", help="backbone weights: imagenet, PATH to .h5, or none")
     a("--no-relevance", dest="relevance", action="store_false", default=None,
       help="plain content loss (no LRP weighting)")
-    a("--relevance-model", dest="relevance_model", help="classifier explained: resnet50 or PATH")
+    a("--relevance-model", dest="relevance_model", help="classifier explained: RUN (a folder of python -m tf_usaug.train "
+      "classifier: its model, input mode and size), a Keras model file, or resnet50")
     a("--relevance-weights", dest="relevance_weights",
       help="weights of the relevance classifier (default: --weights if imagenet/none)")
     a("--relevance-rule", dest="relevance_rule", help="iNNvestigate rule, e.g. lrp.epsilon")

@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     a("--size", type=int, default=d.size, help=f"classifier input side (default {d.size})")
     a("--preprocess", default=d.preprocess, choices=PREPROCESS_MODES,
       help=f"grey [0,1] -> classifier input (default {d.preprocess}: ResNet50's)")
+    a("--seed", type=int, default=d.seed, help="seed of random weights (--weights none)")
     a("--no-fold-bn", dest="fold_bn", action="store_false", help="keep BatchNormalization")
     a("--batch-size", type=int, default=d.batch_size, help="images per analyze call")
     a("--threads", type=int, help="TensorFlow CPU threads")
@@ -62,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = RelevanceConfig(model=args.model, weights=args.weights, rule=args.rule,
                           neuron_selection=args.neuron_selection, size=args.size,
                           fold_bn=args.fold_bn, preprocess=args.preprocess,
-                          batch_size=args.batch_size)
+                          seed=args.seed, batch_size=args.batch_size)
     compute_relevance(images, cfg, args.cache, threads=args.threads, progress=args.progress,
                       fast_build=args.fast_build)
     return 0

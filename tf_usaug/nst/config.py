@@ -31,7 +31,8 @@ class NSTConfig:
         content_weight: alpha of paper 002 eq. 1; 1 (paper 002 Step 1).
         style_weight: beta of eq. 1; 1. Paper 002 gives only "gamma beta'" (no value).
             With the default ``normalize="initial"`` both terms are relative errors (the
-            style starts at ``sum_l w_l`` = 4, the content at 0), so alpha = beta = 1 weighs
+            style starts at ``sum_l w_l`` over the layers used, 4 unless thin layers are left
+            out (docs/losses.md), the content at 0), so alpha = beta = 1 weighs
             a unit of relative style error like a unit of relative content-feature error
             (measured on the demo data: docs/nst.md).
         learning_rate: Adam step size on [0, 1] pixels; 0.01. Paper 001 (sec. 4.2, Fig. 4.1)

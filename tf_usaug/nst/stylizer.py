@@ -15,6 +15,9 @@ Design, in the order the work happens:
   scale; ``scale_fractions`` splits the iteration budget (equal by default).
 * **Constants once per batch and scale**: content features, the style targets of
   ``losses.build_style_targets`` and the loss normalisers are computed before the loop.
+* **Thin layers left out**, per scale: a style layer with fewer positions than channels at
+  that size gets no target and no term (``losses.usable_style_layers``, switch:
+  ``StyleLossConfig.min_positions_per_channel``; docs/losses.md), logged once.
 * **Loss balancing** (``normalize="initial"``, default): every style layer's term is divided by
   its value for the content image, and the content loss by its value for an all-zero feature
   map (a relative feature error). Each style layer therefore starts at ``w_l`` whatever its
@@ -88,6 +91,9 @@ class Stylizer:
                       else self._step_graph)
         self._run_steps = tf.function(self._run_steps_graph)
         self._evaluate = tf.function(self._loss_terms)
+        # (h, w) -> ([(layer left out, shape)], [thin layers kept because all were thin])
+        self._left_out: dict[tuple[int, int], tuple[list, list]] = {}
+        self._reported = ("", "")
 
     # ------------------------------------------------------------------ constants per batch
 
@@ -111,6 +117,16 @@ class Stylizer:
             layer: tf.reshape(style_features[layer],
                               tf.concat([[batch, refs], tf.shape(style_features[layer])[1:]], 0))
             for layer in self.style_layers}
+        # thin layers (fewer positions than channels at this size) carry no statistics: left
+        # out of the targets, so the loss skips them (docs/losses.md, "Thin layers")
+        ratio = self.style_cfg.min_positions_per_channel
+        shapes = {layer: tuple(int(d) for d in f.shape[2:]) for layer, f in style_features.items()}
+        usable = losses.usable_style_layers(shapes, ratio)
+        self._left_out[(height, width)] = (
+            [(layer, shapes[layer]) for layer in self.style_layers if not usable[layer]],
+            [layer for layer in self.style_layers
+             if usable[layer] and losses.is_thin(shapes[layer], ratio)])
+        style_features = {layer: f for layer, f in style_features.items() if usable[layer]}
         if masks is not None and style_masks is None:
             style_masks = masks  # paper 001 eq. 3.1: content masks select the style regions
         targets = losses.build_style_targets(style_features, self.style_cfg, style_masks)
@@ -121,14 +137,14 @@ class Stylizer:
                                                      tuple(content_features.shape[1:3]))
         ones = tf.ones([batch], tf.float32)
         problem = Problem(content_features, content_weights, targets, masks, ones,
-                          {layer: ones for layer in self.style_layers}, ones)
+                          {layer: ones for layer in targets}, ones)
         if self.cfg.normalize == "none":
             return problem
         raw = self._evaluate(contents, problem, tf.constant(0))
         zero_content = losses.content_loss(tf.zeros_like(content_features), content_features,
                                            weight=content_weights)
         style_scales = {}
-        for layer in self.style_layers:
+        for layer in targets:
             weight = self.style_cfg.layer_weight(layer)
             if weight <= 0:
                 style_scales[layer] = ones
@@ -167,6 +183,9 @@ class Stylizer:
                  / problem.content_scale}
         style = None
         for layer in self.style_layers:
+            if layer not in problem.style_targets:  # a thin layer at this size: left out
+                terms[f"style/{layer}"] = tf.zeros_like(terms["content"])
+                continue
             value = losses.style_loss({layer: features[layer]},
                                       {layer: problem.style_targets[layer]}, self.style_cfg,
                                       masks=problem.masks, sample_offset=step)
@@ -405,10 +424,29 @@ class Stylizer:
             pixels = tf.clip_by_value(
                 tf.image.resize(pixels, (height, width), method="bilinear"), 0.0, 1.0)
         final = self.evaluate(pixels, full_problem)
+        self._report_left_out()
         return StylizeResult(
             images=pixels.numpy()[..., 0].astype(np.float32), initial=initial, final=final,
             history=[{k: np.asarray(v) for k, v in h.items()} for h in history],
             iterations=iterations)
+
+    def _report_left_out(self) -> None:
+        """Log the style layers left out at each size optimised so far, once per new set of
+        sizes (one line), and warn when every layer was thin (the shallowest is kept)."""
+        from .. import log as _log
+
+        report = losses.describe_left_out(self._left_out)
+        if report == self._reported:
+            return
+        self._reported = report
+        if report[0]:
+            _log.get().info("style layers left out (fewer positions than %g x channels, "
+                            "StyleLossConfig.min_positions_per_channel): %s",
+                            self.style_cfg.min_positions_per_channel, report[0])
+        if report[1]:
+            _log.get().warning("every style layer has fewer positions than channels; the "
+                               "shallowest is kept anyway: %s (a larger working size avoids "
+                               "this)", report[1])
 
     def _optimise_scale(self, pixels, problem: Problem, budget: int, scale_index: int,
                         iterations: np.ndarray, history: list) -> tf.Tensor:

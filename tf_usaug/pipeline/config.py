@@ -6,6 +6,8 @@ from pathlib import Path
 
 DEMO_DATA = Path(__file__).resolve().parents[1] / "demo_data"
 METHODS = ("nst", "traditional", "srad")
+#: Where the style references of an output come from when there is no ``--styles`` folder.
+STYLE_POOLS = ("same-label", "any")
 
 
 @dataclass
@@ -16,6 +18,12 @@ class AugmentConfig:
         content: folder (BUSI or flat layout) or CSV of content images.
         styles: folder or CSV of style references (None: the content set itself, excluding
             each item's own image).
+        style_pool: without ``styles``, which content images may be an output's style
+            references: "same-label" (default: only images of the content's own label, so an
+            output never takes texture from another class; a label with fewer other images
+            than ``n_styles`` repeats them, a label of one image is its own reference;
+            unlabelled content draws from all images, as with "any") or
+            "any" (every other content image). Ignored with ``styles``.
         out: output folder (must not be, or be inside, an input folder).
         method: "nst", "traditional" or "srad".
         per_image: outputs per content image (K).
@@ -54,6 +62,7 @@ class AugmentConfig:
 
     content: Path = DEMO_DATA
     styles: Path | None = None
+    style_pool: str = "same-label"
     out: Path = Path("usaug_out")
     method: str = "nst"
     per_image: int = 5

@@ -110,6 +110,25 @@ def relevance_weights(cfg: AugmentConfig) -> str:
                      "PATH (or imagenet), or --no-relevance")
 
 
+def relevance_config(cfg: AugmentConfig):
+    """The :class:`~tf_usaug.xai.relevance.RelevanceConfig` of ``cfg``. A classifier run
+    folder (``--relevance-model RUN``) brings its model file, input mode and size; a random
+    ResNet50 (weights none) is seeded with ``--seed``."""
+    from ..xai.relevance import RelevanceConfig, classifier_run
+
+    model, extra = cfg.relevance_model, {"size": cfg.size}
+    run = None if str(model).lower() == "resnet50" else classifier_run(model)
+    if run is not None:
+        model, mode, size = run
+        extra = {"size": size, "preprocess": mode}
+    if cfg.relevance_preprocess is not None:
+        extra["preprocess"] = cfg.relevance_preprocess
+    return RelevanceConfig(model=str(model), weights=relevance_weights(cfg),
+                           rule=cfg.relevance_rule, seed=cfg.seed,
+                           batch_size=1,  # maps independent of the rank's other images
+                           **extra)
+
+
 class NSTMethod(Method):
     """Paper 002's XAI-based NST (see :mod:`tf_usaug.nst.stylizer`, :mod:`tf_usaug.nst.losses`)."""
 
@@ -121,15 +140,7 @@ class NSTMethod(Method):
         self.stylizer = None
 
     def relevance_config(self):
-        from ..xai.relevance import RelevanceConfig
-
-        extra = {} if self.cfg.relevance_preprocess is None else {
-            "preprocess": self.cfg.relevance_preprocess}
-        return RelevanceConfig(model=self.cfg.relevance_model,
-                               weights=relevance_weights(self.cfg),
-                               rule=self.cfg.relevance_rule, size=self.cfg.size,
-                               batch_size=1,  # maps independent of the rank's other images
-                               **extra)
+        return relevance_config(self.cfg)
 
     def prepare(self, batches):
         from ..nst.backbones import BackboneConfig
@@ -144,6 +155,10 @@ class NSTMethod(Method):
             samples = {it.sample.image: it.sample for b in batches for it in b}
             cache = Path(self.cfg.cache or self.out.root / "cache")
             rcfg = self.relevance_config()
+            if rcfg.is_resnet50 and str(rcfg.weights).lower() == "none":
+                log.warning("relevance explains a RANDOM-weight ResNet50 (seed %d): its maps say "
+                            "nothing about the task; train a classifier (python -m tf_usaug."
+                            "train classifier) and pass --relevance-model RUN", rcfg.seed)
             with _log.Stage(f"relevance maps ({rcfg.rule} on {rcfg.model}) for "
                             f"{len(samples)} content images", log):
                 # the classifier explains what the NST sees: the region in the working square
@@ -188,6 +203,7 @@ class NSTMethod(Method):
         return path
 
     def run(self, batch, loaded):
+        from ..metrics.relevance import relevance_mass_accuracy
         from ..xai.relevance import load_relevance, relevance_to_weight, save_heatmap
 
         size = self.cfg.size
@@ -223,6 +239,9 @@ class NSTMethod(Method):
                 save_heatmap(loaded[i].cut(contents[i]), loaded[i].cut(relevances[i]), heat)
                 extras["relevance"] = str(self._relevance_paths[item.sample.image])
                 extras["heatmap"] = self.out.relative(heat)
+                if loaded[i].mask is not None:  # Arras et al. 2022 (tf_usaug.metrics.relevance)
+                    extras["relevance_mass_in_mask"] = relevance_mass_accuracy(
+                        relevances[i], loaded[i].mask)
             outs.append((images[i], loaded[i].mask, extras))
         return outs
 

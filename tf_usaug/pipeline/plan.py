@@ -2,7 +2,9 @@
 
 Work is a list of items (content image, k) enumerated identically on every rank, grouped into
 fixed batches (so a batch, and therefore every output, does not depend on the number of
-ranks). Each item's randomness comes from ``item_seed(seed, name)``.
+ranks). Each item's randomness comes from ``item_seed(seed, name)``, its style references
+included: without ``--styles`` they come from the content images of its own label
+(``--style-pool same-label``, default) or from all of them (``any``).
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import numpy as np
 
 from ..data.datasets import Sample, discover
 from ..errors import UsageError
-from .config import AugmentConfig
+from .config import STYLE_POOLS, AugmentConfig
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,13 @@ def check_paths(cfg: AugmentConfig, contents: Sequence[Sample] = (),
 
 def plan_items(cfg: AugmentConfig, contents: Sequence[Sample],
                style_pool: Sequence[Path]) -> list[WorkItem]:
-    """Enumerate the work items deterministically (order: content key, then k)."""
+    """Enumerate the work items deterministically (order: content key, then k).
+
+    Every item draws ``n`` references from its candidates with its own seed: ``n`` is
+    ``cfg.n_styles``, or fewer when the pool is that small (the same ``n`` for every item, so
+    that batches stack). Without ``--styles`` and with ``style_pool="same-label"`` an item's
+    candidates are the other pool images of its label (see :func:`same_label_candidates`).
+    """
     from ..distributed import item_seed
 
     pool = [(Path(p), Path(p).resolve()) for p in style_pool]
@@ -69,6 +77,8 @@ def plan_items(cfg: AugmentConfig, contents: Sequence[Sample],
     # one n for every item, so that batches stack (a small pool that holds some content images
     # leaves those items one candidate fewer)
     n_styles = min([cfg.n_styles] + [len(c) for c in candidates_of.values()])
+    if cfg.method == "nst" and uses_same_label(cfg):
+        candidates_of = same_label_candidates(contents, style_pool, n_styles, candidates_of)
     items = []
     for sample in contents:
         candidates = candidates_of[sample.key]
@@ -77,11 +87,90 @@ def plan_items(cfg: AugmentConfig, contents: Sequence[Sample],
             seed = item_seed(cfg.seed, name)
             styles: tuple[Path, ...] = ()
             if cfg.method == "nst":
-                rng = np.random.default_rng(seed)
-                picks = rng.choice(len(candidates), size=n_styles, replace=False)
-                styles = tuple(candidates[i] for i in picks)
+                styles = draw_styles(np.random.default_rng(seed), candidates, n_styles)
             items.append(WorkItem(name, sample, k, seed, styles))
     return items
+
+
+def draw_styles(rng: np.random.Generator, candidates: Sequence[Path], n: int
+                ) -> tuple[Path, ...]:
+    """``n`` of ``candidates``: without replacement, or, when there are fewer than ``n``,
+    all of them in a random order, repeated in that order up to ``n``."""
+    if len(candidates) >= n:
+        picks = rng.choice(len(candidates), size=n, replace=False)
+    else:
+        order = rng.permutation(len(candidates))
+        picks = [order[i % len(order)] for i in range(n)]
+    return tuple(candidates[i] for i in picks)
+
+
+def uses_same_label(cfg: AugmentConfig) -> bool:
+    """True when references are drawn from the content's own label (no --styles folder)."""
+    check_style_pool(cfg.style_pool)
+    return cfg.styles is None and cfg.style_pool == "same-label"
+
+
+def check_style_pool(value: str) -> None:
+    if value not in STYLE_POOLS:
+        raise UsageError(f"unknown --style-pool {value!r}; choose from {', '.join(STYLE_POOLS)}")
+
+
+def same_label_candidates(contents: Sequence[Sample], style_pool: Sequence[Path], n: int,
+                          fallback: dict[str, list[Path]] | None = None
+                          ) -> dict[str, list[Path]]:
+    """``{content key: its style candidates}`` for ``--style-pool same-label``.
+
+    A labelled content image draws from the pool images of its own label other than itself
+    (labels are those of ``contents``; pool images that are not content images have none).
+    A label with fewer other images than ``n`` repeats them (:func:`draw_styles`); a label
+    with one image takes that image itself, so its outputs keep their own style; both say so
+    in one warning. An unlabelled content image draws from ``fallback[key]`` (the whole pool,
+    as ``--style-pool any``), which the log says once. Raises :class:`UsageError` naming the
+    label when a labelled image has no candidate at all (not even itself in the pool).
+    """
+    from .. import log as _log
+
+    log = _log.get()
+    pool = [(Path(p), Path(p).resolve()) for p in style_pool]
+    label_of: dict[Path, str | None] = {}
+    for sample in contents:
+        label_of.setdefault(Path(sample.image).resolve(), sample.label)
+    by_label: dict[str | None, list[tuple[Path, Path]]] = {}
+    for p, real in pool:  # pool order kept: the draw depends on nothing else
+        by_label.setdefault(label_of.get(real), []).append((p, real))
+    out, short, unlabelled = {}, {}, 0
+    for sample in contents:
+        if sample.label is None:
+            unlabelled += 1
+            out[sample.key] = list((fallback or {}).get(sample.key)
+                                   or [p for p, _ in pool])
+            continue
+        own = Path(sample.image).resolve()
+        same = by_label.get(sample.label, [])
+        others = [p for p, real in same if real != own]
+        if len(others) < n:
+            short[sample.label] = min(len(others), short.get(sample.label, len(others)))
+        if not others:
+            others = [p for p, _ in same]
+        if not others:
+            raise UsageError(f"--style-pool same-label: label {sample.label!r} has no image in "
+                             f"the style pool to take {sample.image}'s style from; add images "
+                             "of that label, or pass --style-pool any or --styles DIR")
+        out[sample.key] = others
+    if unlabelled == len(contents) and contents:
+        log.info("--style-pool same-label: the content images have no labels, so every "
+                 "output draws its style references from all of them (as --style-pool any)")
+    elif unlabelled:
+        log.info("--style-pool same-label: %d content image(s) have no label and draw their "
+                 "style references from all content images (as --style-pool any)", unlabelled)
+    if short:
+        what = ", ".join(f"{label!r} ({count} other image{'s' if count != 1 else ''})"
+                         for label, count in sorted(short.items()))
+        log.warning("--style-pool same-label: too few images for %d references per output in "
+                    "label(s) %s: their outputs repeat references (a label of one image is its "
+                    "own reference, its outputs keep their style); --style-pool any draws "
+                    "from every label", n, what)
+    return out
 
 
 def make_batches(items: Sequence[WorkItem], batch_size: int) -> list[list[WorkItem]]:
@@ -90,9 +179,13 @@ def make_batches(items: Sequence[WorkItem], batch_size: int) -> list[list[WorkIt
 
 
 def style_pool(cfg: AugmentConfig, contents: Sequence[Sample]) -> list[Path]:
-    """The style references of a job: --styles, else the content set itself (method nst only)."""
+    """The style references of a job: --styles, else the content set itself (method nst only).
+
+    Which of them an item may draw (``--style-pool``) is decided by :func:`plan_items`.
+    """
     if cfg.method != "nst":
         return []
+    check_style_pool(cfg.style_pool)
     if cfg.styles is None:
         return [s.image for s in contents]
     return [s.image for s in discover(cfg.styles)]

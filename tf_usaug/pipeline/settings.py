@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..data.fit import check_fit
 from ..errors import UsageError
-from ..files import file_digest
+from ..files import path_digest
 from .config import METHODS, AugmentConfig
 from .inputs import check_crop
 
@@ -25,10 +25,11 @@ from .inputs import check_crop
 MAX_SIZE = 16384
 #: Most outputs one job plans (each is a record, an image and a manifest row).
 MAX_ITEMS = 10_000_000
-#: Working memory per image pixel of one batch entry, by method, measured as the peak resident
-#: memory of a batch of 8 at 128 and 224 px over the process baseline (docs/augment.md),
-#: rounded up: NST keeps the backbone's activations for the pixel gradient.
-BYTES_PER_PIXEL = {"nst": 12_000, "traditional": 400, "srad": 400}
+#: Working memory per image pixel of one batch entry, by method: about twice the growth of the
+#: peak resident memory with batch x size^2 measured by benchmarks/job_memory.py (results in
+#: benchmarks/results/job_memory.json): NST keeps the backbone's activations for the pixel
+#: gradient (~1.2 KB per pixel), the other methods a few arrays.
+BYTES_PER_PIXEL = {"nst": 2_500, "traditional": 200, "srad": 200}
 
 
 def available_memory_bytes() -> int | None:
@@ -67,6 +68,24 @@ def _weights_file(option: str, value: str | None) -> None:
                          "existing file)")
 
 
+def _classifier_run(option: str, value: str | None) -> None:
+    """A folder given as a model must be a classifier run (``RUN/model.keras`` and
+    ``RUN/preprocessing.json`` of ``python -m tf_usaug.train classifier``)."""
+    if value is None or not Path(value).is_dir():
+        return
+    from ..errors import RelevanceError
+    from ..xai.relevance import classifier_run
+
+    try:
+        run = classifier_run(value)
+    except RelevanceError as exc:
+        raise UsageError(f"{option}: {exc}") from None
+    if run is None:
+        raise UsageError(f"{option} {value}: a folder, but not a classifier run (no "
+                         "model.keras and preprocessing.json; train one with python -m "
+                         "tf_usaug.train classifier)")
+
+
 def check_config(cfg: AugmentConfig) -> None:
     """Every check that needs no input file and no model; raises :class:`UsageError`."""
     from .methods import relevance_weights
@@ -99,6 +118,7 @@ def check_config(cfg: AugmentConfig) -> None:
         if cfg.relevance:
             relevance_weights(cfg)  # a weights file needs --relevance-weights: say so now
             _weights_file("--relevance-model", cfg.relevance_model)
+            _classifier_run("--relevance-model", cfg.relevance_model)
             _weights_file("--relevance-weights", cfg.relevance_weights)
     need, have = batch_memory_bytes(cfg), available_memory_bytes()
     if have is not None and need > have:
@@ -119,12 +139,9 @@ def _identity(value: str | None) -> str | None:
     """A weights/model argument as recorded: names as they are, files by their content hash."""
     if value is None or str(value).lower() in ("imagenet", "none", "resnet50"):
         return None if value is None else str(value).lower()
-    path = Path(value)
-    if path.is_dir():
-        from ..xai.relevance import _path_digest
-
-        return "sha256:" + _path_digest(path)
-    return "sha256:" + file_digest(path)
+    if Path(value).is_dir() and (Path(value) / "model.keras").is_file():  # a classifier run:
+        value = Path(value) / "model.keras"  # its model, not its checkpoints and logs
+    return "sha256:" + path_digest(value)
 
 
 def item_settings(cfg: AugmentConfig) -> dict:
@@ -134,10 +151,13 @@ def item_settings(cfg: AugmentConfig) -> dict:
     if cfg.srad or cfg.method == "srad":
         s["srad_scale"] = cfg.srad_scale
     if cfg.method == "nst":
+        from ..nst.losses.config import StyleLossConfig
         from .methods import relevance_weights
 
         s.update(n_styles=cfg.n_styles, iterations=cfg.iterations, batch_size=cfg.batch_size,
-                 backbone=cfg.backbone, weights=_identity(cfg.weights), relevance=cfg.relevance)
+                 backbone=cfg.backbone, weights=_identity(cfg.weights), relevance=cfg.relevance,
+                 # the thin-layer rule decides which style layers the loss uses (docs/losses.md)
+                 style_min_positions_per_channel=StyleLossConfig().min_positions_per_channel)
         if cfg.relevance:
             s.update(relevance_model=_identity(cfg.relevance_model),
                      relevance_weights=_identity(relevance_weights(cfg)),
@@ -151,5 +171,8 @@ def run_settings(cfg: AugmentConfig) -> dict:
     def where(p):
         return None if p is None else os.fspath(Path(p).resolve())
 
-    return {**item_settings(cfg), "per_image": cfg.per_image, "content": where(cfg.content),
-            "styles": where(cfg.styles)}
+    s = {**item_settings(cfg), "per_image": cfg.per_image, "content": where(cfg.content),
+         "styles": where(cfg.styles)}
+    if cfg.method == "nst":  # which references an item may draw (None: the --styles folder)
+        s["style_pool"] = cfg.style_pool if cfg.styles is None else None
+    return s

@@ -34,11 +34,13 @@ def preprocess_batch(images: np.ndarray, mode: str, channels: int) -> np.ndarray
     Args:
         images: float grey batch in ``[0, 1]``.
         mode: one of :data:`PREPROCESS_MODES` (Keras ``imagenet_utils.preprocess_input``
-            modes on 0-255 RGB, or ``"unit"`` for the ``[0, 1]`` values as they are).
+            modes on 0-255 RGB, ``"rgb255"`` for 0-255 RGB as is, ``"unit"`` for the ``[0, 1]``
+            values as they are, ``"signed"`` for ``2 g - 1``).
         channels: 3 (grey replicated to RGB) or 1.
     """
     x = np.asarray(images, dtype=np.float32)[..., None]
-    if mode == "unit":
+    if mode in ("unit", "signed"):
+        x = 2.0 * x - 1.0 if mode == "signed" else x
         return np.repeat(x, channels, axis=-1) if channels != 1 else x
     if channels != 3:
         raise RelevanceError(f"preprocess {mode!r} needs a 3-channel classifier input "
@@ -46,6 +48,8 @@ def preprocess_batch(images: np.ndarray, mode: str, channels: int) -> np.ndarray
     from tensorflow.keras.applications import imagenet_utils
 
     rgb = np.repeat(x * 255.0, 3, axis=-1)
+    if mode == "rgb255":  # EfficientNet: normalises inside the model
+        return rgb
     return imagenet_utils.preprocess_input(rgb, data_format="channels_last", mode=mode)
 
 
@@ -75,6 +79,8 @@ def load_classifier(cfg: RelevanceConfig):
 
     size = int(cfg.size)
     if cfg.is_resnet50:
+        if str(cfg.weights).lower() == "none":  # random weights, but the same every run
+            keras.utils.set_random_seed(int(cfg.seed))
         model = keras.applications.ResNet50(weights=None, input_shape=(size, size, 3),
                                             classifier_activation=None)
         weights = str(cfg.weights)

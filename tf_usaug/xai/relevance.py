@@ -34,7 +34,6 @@ References:
 from __future__ import annotations
 
 import collections
-import functools
 import hashlib
 import io as _bytes_io
 import json
@@ -49,6 +48,7 @@ from typing import Iterable
 import numpy as np
 
 from ..errors import RelevanceError  # noqa: F401  (raised here; importable from here too)
+from ..files import path_digest
 
 
 #: Bumped whenever the maths of a stored map changes, so old cache entries stop matching.
@@ -73,7 +73,7 @@ RULES = (
 )
 
 #: Input transforms applied OUTSIDE the analysed model (Keras ``imagenet_utils`` modes).
-PREPROCESS_MODES = ("caffe", "torch", "tf", "unit")
+PREPROCESS_MODES = ("caffe", "torch", "tf", "rgb255", "unit", "signed")
 
 #: Appended to the classifier's layer names before the analysis (see :func:`rebuild_model`).
 LAYER_SUFFIX = "_explained"
@@ -111,6 +111,8 @@ class RelevanceConfig:
         preprocess: map from grey ``[0, 1]`` to the classifier's input (Keras
             ``imagenet_utils`` modes): ``"caffe"`` (ResNet50: x255, RGB->BGR, minus the
             ImageNet mean), ``"torch"``, ``"tf"`` (``[-1, 1]``) or ``"unit"`` (as is).
+        seed: seeds the random weights of ``resnet50`` with ``weights="none"`` (a baseline or a
+            test; two runs then explain the same network and share cache entries).
         batch_size: images per ``analyze`` call. The maps agree to float rounding (~1e-8)
             whatever the batch, but not bit for bit: the augmentation job uses 1, so that its
             outputs do not depend on which images share a rank.
@@ -123,6 +125,7 @@ class RelevanceConfig:
     size: int = 224
     fold_bn: bool = True
     preprocess: str = "caffe"
+    seed: int = 0
     batch_size: int = field(default=8, compare=False)
 
     def __post_init__(self):
@@ -147,35 +150,12 @@ class RelevanceConfig:
         """The ``python -m tf_usaug.relevance`` options that reproduce this configuration."""
         args = ["--model", str(self.model), "--weights", str(self.weights), "--rule", self.rule,
                 "--neuron-selection", str(self.neuron_selection), "--size", str(self.size),
-                "--preprocess", self.preprocess, "--batch-size", str(self.batch_size)]
+                "--preprocess", self.preprocess, "--seed", str(self.seed),
+                "--batch-size", str(self.batch_size)]
         return args + ([] if self.fold_bn else ["--no-fold-bn"])
 
 
 # --------------------------------------------------------------------------- cache keys
-
-
-@functools.lru_cache(maxsize=64)
-def _file_digest(path: str, size: int, mtime_ns: int) -> str:
-    """sha256 of a file's bytes (memoised on path, size and mtime: weights files are big)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _path_digest(path: str | Path) -> str:
-    """sha256 of a file, or of a folder's files (relative names and bytes, sorted)."""
-    path = Path(path)
-    if path.is_dir():
-        h = hashlib.sha256()
-        for f in sorted(p for p in path.rglob("*") if p.is_file()):
-            st = f.stat()
-            h.update(str(f.relative_to(path)).encode() + b"\0")
-            h.update(_file_digest(str(f), st.st_size, st.st_mtime_ns).encode())
-        return h.hexdigest()
-    st = path.stat()
-    return _file_digest(str(path.resolve()), st.st_size, st.st_mtime_ns)
 
 
 def _weights_identity(weights: str) -> str:
@@ -184,20 +164,45 @@ def _weights_identity(weights: str) -> str:
         return str(weights).lower()
     if not Path(weights).exists():
         raise RelevanceError(f"{weights}: weights file not found (use imagenet, none or a path)")
-    return "sha256:" + _path_digest(weights)
+    return "sha256:" + path_digest(weights)
 
 
 def model_identity(cfg: RelevanceConfig) -> str:
     """Name of the explained classifier: architecture/file hash plus weights identity."""
     if cfg.is_resnet50:
-        return f"resnet50|{_weights_identity(cfg.weights)}"
+        ident = f"resnet50|{_weights_identity(cfg.weights)}"
+        return ident + f"|seed:{int(cfg.seed)}" if ident.endswith("|none") else ident
     if not Path(cfg.model).exists():
         raise RelevanceError(f"{cfg.model}: classifier model file not found "
                              f"(use resnet50 or the path of a Keras .h5/.keras file)")
-    ident = f"file:sha256:{_path_digest(cfg.model)}"
+    ident = f"file:sha256:{path_digest(cfg.model)}"
     if str(cfg.weights).lower() not in ("imagenet", "none"):
         ident += f"|{_weights_identity(cfg.weights)}"
     return ident
+
+
+def classifier_run(path: str | Path) -> tuple[Path, str, int] | None:
+    """``(model file, preprocess mode, input size)`` of a classifier run folder (``RUN/`` of
+    ``python -m tf_usaug.train classifier``, or its ``model.keras``); None for anything else.
+
+    The run's ``preprocessing.json`` says how a grey image became the model's input; the
+    relevance stage must feed the model the same (its ``caffe``, ``rgb255`` and ``unit`` modes
+    are this module's modes of the same name) at the size it was trained at.
+    """
+    path = Path(path)
+    run = path if path.is_dir() else path.parent
+    model, pre = run / "model.keras", run / "preprocessing.json"
+    if not (model.is_file() and pre.is_file()) or (not path.is_dir() and path != model):
+        return None
+    try:
+        info = json.loads(pre.read_text())
+        mode, size = str(info["mode"]), int(info["size"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise RelevanceError(f"{pre}: not a classifier run's preprocessing file ({exc})") from None
+    if mode not in PREPROCESS_MODES:
+        raise RelevanceError(f"{pre}: input mode {mode!r} has no relevance preprocess "
+                             f"({', '.join(PREPROCESS_MODES)})")
+    return model, mode, size
 
 
 def cache_key(image_path: str | Path, cfg: RelevanceConfig) -> str:
@@ -210,7 +215,7 @@ def cache_key(image_path: str | Path, cfg: RelevanceConfig) -> str:
     from ..data.image_io import ImageError
 
     try:
-        image_digest = _path_digest(image_path)
+        image_digest = path_digest(image_path)
     except OSError as exc:
         raise ImageError(image_path, f"cannot read image file ({exc.strerror or exc})") from None
     fields = {"format": CACHE_FORMAT, "image": image_digest, "model": model_identity(cfg),

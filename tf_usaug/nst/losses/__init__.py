@@ -37,6 +37,7 @@ One file per term (a reader finds an equation by file name):
     masked.py           masked ("augmented") Gram loss (001 eqs. 2.5 / 3.1)
     fused.py            all Gram-type terms as one second-moment distance (hand-written gradient)
     style.py            the combined style loss of a config (002 eq. 14)
+    layers.py           which style layers carry statistics at a size (positions >= channels)
     common.py           dtype, flattening, sample weights and masks
 """
 from .config import (StyleLossConfig, KINDS, MMD_KERNELS, AVERAGES)
@@ -49,3 +50,4 @@ from .multi_reference import (histogram_specification, multi_reference_target,
 from .masked import masked_gram_style_loss
 from .fused import second_moment_distance
 from .style import (build_style_targets, style_loss)
+from .layers import (describe_left_out, is_thin, usable_style_layers)

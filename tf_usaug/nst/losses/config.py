@@ -54,6 +54,14 @@ class StyleLossConfig:
             hand-written gradient (see ``second_moment_distance``): the same loss and
             gradient with less work per step (docs/losses.md). False keeps one Gram distance per
             term (the reference the tests compare against).
+        min_positions_per_channel: the engine (``Stylizer``) leaves out, at each size it
+            optimises at, every style layer with fewer than this many positions ``h*w`` per
+            channel (``usable_style_layers``): a second-moment matrix of ``M`` positions has
+            rank <= M, so with ``M < N`` channels it pins the reference's features (and copies
+            its content) instead of constraining their statistics (docs/losses.md). Not a
+            paper value; 1.0 (at 64 px this leaves out ResNet50's ``conv3_block4_out`` and
+            ``conv4_block6_out``, at 224 px ``conv4_block6_out``); 0 keeps every layer (the
+            papers' behaviour). The loss functions themselves use whatever layers they get.
     """
 
     kind: str = "proposed"
@@ -67,6 +75,7 @@ class StyleLossConfig:
     gaussian_sigma2: float | None = None
     bn_epsilon: float = 1e-5
     fused: bool = True
+    min_positions_per_channel: float = 1.0
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -89,6 +98,9 @@ class StyleLossConfig:
             raise ValueError("StyleLossConfig.gaussian_sigma2 must be > 0 or None")
         if self.bn_epsilon <= 0:
             raise ValueError("StyleLossConfig.bn_epsilon must be > 0")
+        if not self.min_positions_per_channel >= 0:
+            raise ValueError(f"StyleLossConfig.min_positions_per_channel must be >= 0 (0 keeps "
+                             f"every style layer), got {self.min_positions_per_channel}")
 
     def layer_weight(self, layer: str) -> float:
         """w_l of eq. 3 / 7 for ``layer`` (1.0 without ``layer_weights``, paper 002)."""
