@@ -68,6 +68,15 @@ def test_train_runs_the_module_it_is_given():
         assert proc.returncode == 2 and proc.stderr.startswith("error: usage: hvd_jobs/train.sh")
 
 
+def test_evaluate_benefit_runs_the_benefit_evaluation():
+    proc = _run("evaluate_benefit.sh", "--data", "bench", "--train-device", "A", DRY_RUN="1",
+                NP="4", PYTHON="python3", HOROVODRUN="horovodrun")
+    assert proc.returncode == 0, proc.stderr
+    assert _printed_command(proc) == ["horovodrun", "-np", "4", "-H", "localhost:4", "--gloo",
+                                      "python3", "-m", "tf_usaug.evaluate", "benefit",
+                                      "--data", "bench", "--train-device", "A"]
+
+
 def test_default_python_is_the_repository_venv_and_np_the_gpu_count():
     proc = _run("generate.sh", DRY_RUN="1", cwd=Path("/"))
     assert proc.returncode == 0, proc.stderr
@@ -109,7 +118,8 @@ def test_script_header_names_its_module(script, module):
 def test_scripts_are_shellcheck_clean():
     if shutil.which("shellcheck") is None:
         pytest.skip("shellcheck not installed (apt-get install shellcheck)")
-    files = [f"hvd_jobs/{s}" for s in (*SCRIPTS, "train.sh", "_launch.sh")]
+    files = [f"hvd_jobs/{s}" for s in (*SCRIPTS, "train.sh", "evaluate_benefit.sh",
+                                       "_launch.sh")]
     proc = subprocess.run(["shellcheck", "-x", *files], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 

@@ -21,7 +21,8 @@ from conftest import REPO
 from slurm_cluster import ClusterUnavailable, LocalSlurm
 
 SLURM = REPO / "slurm"
-TEMPLATES = ("generate.sbatch", "generate_multinode.sbatch", "strong_scaling.sbatch")
+TEMPLATES = ("generate.sbatch", "generate_multinode.sbatch", "strong_scaling.sbatch",
+             "evaluate_benefit.sbatch")
 STANDIN = REPO / "tests" / "support" / "standin_job.py"
 STANDIN_CMD = f"{sys.executable} {STANDIN}"
 

@@ -14,7 +14,9 @@ import sys
 from .data.simulator.config import SimulationConfig
 from .data.transforms import TraditionalConfig
 from .distributed.training import HorovodTrainingConfig
+from .evaluation.config import BenefitConfig
 from .filters.srad import SRADConfig
+from .models.classifier.config import ClassifierConfig
 from .nst.backbones import BackboneConfig
 from .nst.config import NSTConfig
 from .nst.losses.config import StyleLossConfig
@@ -22,7 +24,8 @@ from .pipeline.config import AugmentConfig
 from .xai.relevance import RelevanceConfig
 
 ALL_CONFIGS = (AugmentConfig, BackboneConfig, StyleLossConfig, NSTConfig, RelevanceConfig,
-               SRADConfig, TraditionalConfig, SimulationConfig, HorovodTrainingConfig)
+               SRADConfig, TraditionalConfig, SimulationConfig, HorovodTrainingConfig,
+               ClassifierConfig, BenefitConfig)
 
 __all__ = [c.__name__ for c in ALL_CONFIGS] + ["ALL_CONFIGS", "describe"]
 

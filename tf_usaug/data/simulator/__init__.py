@@ -33,6 +33,21 @@ exact in the output grid. Everything is deterministic for a given seed.
     acoustics.py    steps 2-4: scatterers, PyMUST simus, I/Q, beamforming
     phantom.py      step 5 and ``simulate_phantom(label, probe, seed, size) -> (image, mask)``
     phantom_set.py  writing many phantoms (seeded items, resumable, parallel)
+
+Scanner shift (docs/simulator.md, "Devices and the benchmark set"): the same lesions as three
+scanner presets show them (probe geometry, centre frequency, TGC, dynamic range, gain), with
+a share of atypical lesions per class so that the classes overlap::
+
+    python -m tf_usaug.simulate --out scans --n 8 --device phased-c --seed 0
+    python -m tf_usaug.simulate benchmark --devices linear-a,convex-b --per-class 150
+
+    devices.py      DeviceConfig and the DEVICES presets
+    appearance.py   class overlap: ATYPICAL_LESIONS, ``lesion_variant(label, seed, overlap)``
+    scanner.py      imaging areas, display chain, ``simulate_device_phantom``
+    benchmark.py    the benchmark set: ``build_benchmark`` (BUSI folder per device, cached)
 """
 from .config import CLASSES, LESIONS, MIN_SIZE, PROBES, LesionConfig, ProbeConfig, SimulationConfig
+from .devices import DEVICES, DeviceConfig, resolve_device
 from .phantom import resolve_probe, simulate_phantom
+from .scanner import DevicePhantom, simulate_device_phantom
+from .benchmark import build_benchmark

@@ -63,22 +63,27 @@ def write_item(item: Item) -> float:
     return time.perf_counter() - t0
 
 
-def run(items: list[Item], jobs: int) -> list[float]:
-    """Write the items (skipping done ones) with a progress bar; returns seconds per image."""
+def run(items: list, jobs: int, writer=None) -> list[float]:
+    """Write the items with a progress bar; returns seconds per image.
+
+    ``writer(item) -> seconds`` writes one item (default :func:`write_item`); with ``jobs > 1``
+    it must be a module-level function (it is sent to spawned worker processes).
+    """
     from tqdm import tqdm
 
+    writer = write_item if writer is None else writer
     seconds = []
     with tqdm(total=len(items), unit="img", disable=None, file=sys.stderr) as bar:
         if jobs == 1:
             for item in items:
-                seconds.append(write_item(item))
+                seconds.append(writer(item))
                 bar.update()
         else:
             # Fresh (spawned) workers with one BLAS thread each: `jobs` processes share the
             # cores instead of oversubscribing them; results are per-item, order-free.
             with _single_threaded_blas(), ProcessPoolExecutor(
                     max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-                futures = [pool.submit(write_item, item) for item in items]
+                futures = [pool.submit(writer, item) for item in items]
                 for fut in as_completed(futures):
                     seconds.append(fut.result())
                     bar.update()
@@ -101,11 +106,12 @@ def _single_threaded_blas():
                 os.environ[k] = v
 
 
-def prune_phantoms(out: Path, items: list[Item]) -> int:
-    """Delete the PNGs in ``out/<class>/`` that belong to none of ``items``; returns how many."""
+def prune_phantoms(out: Path, items: list, pattern: str = "*/*.png") -> int:
+    """Delete the PNGs in ``out/<class>/`` (or ``pattern``) that belong to none of ``items``;
+    returns how many."""
     keep = {p for it in items for p in (it.image_path, it.mask_path)}
     removed = 0
-    for path in sorted(Path(out).glob("*/*.png")):
+    for path in sorted(Path(out).glob(pattern)):
         if path not in keep:
             path.unlink()
             removed += 1
