@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
            "label (same-label, default) or from all of them (any)")
     a("--out", type=non_empty_path, help="output folder (default usaug_out)")
     a("--method", choices=METHODS, help="augmentation method (default nst)")
+    a("--model", type=non_empty_path, metavar="RUN",
+      help="--method stylizer: the run folder of python -m tf_usaug.train stylizer")
     a("--per-image", type=int, dest="per_image", help="outputs per content image")
     a("--size", type=int, help="working resolution (square side)")
     a("--seed", type=int, help="global seed")

@@ -17,6 +17,7 @@ from .distributed.training import HorovodTrainingConfig
 from .evaluation.config import BenefitConfig
 from .filters.srad import SRADConfig
 from .models.classifier.config import ClassifierConfig
+from .models.stylizer.config import StylizerConfig
 from .nst.backbones import BackboneConfig
 from .nst.config import NSTConfig
 from .nst.losses.config import StyleLossConfig
@@ -25,7 +26,7 @@ from .xai.relevance import RelevanceConfig
 
 ALL_CONFIGS = (AugmentConfig, BackboneConfig, StyleLossConfig, NSTConfig, RelevanceConfig,
                SRADConfig, TraditionalConfig, SimulationConfig, HorovodTrainingConfig,
-               ClassifierConfig, BenefitConfig)
+               ClassifierConfig, StylizerConfig, BenefitConfig)
 
 __all__ = [c.__name__ for c in ALL_CONFIGS] + ["ALL_CONFIGS", "describe"]
 

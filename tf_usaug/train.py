@@ -4,6 +4,7 @@
     python -m tf_usaug.train classifier --data busi/ --augmented aug/ --out runs/r50_aug
     python -m tf_usaug.train classifier --data busi/ --out runs/eb2 --backbone efficientnetb2
     python -m tf_usaug.train classifier --data busi/ --out runs/f0 --folds 5 --fold 0   # k-fold
+    python -m tf_usaug.train stylizer --styles scanner_b/ --content busi/ --out runs/sty
     horovodrun -np 8 python -m tf_usaug.train classifier ...                         # 8 ranks
 
 A thin front end: each sub-command turns its arguments into its config dataclass and calls
@@ -18,6 +19,7 @@ from typing import Callable, NamedTuple, Sequence
 
 from .cli import ArgumentParser, entry_point, non_empty_path
 from .models.classifier.config import BACKBONES, OPTIMIZERS, ClassifierConfig
+from .models.stylizer import arguments as _stylizer
 
 
 class Trainer(NamedTuple):
@@ -90,6 +92,8 @@ TRAINERS: dict[str, Trainer] = {
                           "metrics.json with accuracy, sensitivity, specificity, precision, "
                           "F1, ROC-AUC", _classifier_arguments, _classifier_config,
                           _train_classifier),
+    "stylizer": Trainer(_stylizer.HELP, _stylizer.add_arguments, _stylizer.config_from_args,
+                        _stylizer.run),
 }
 
 

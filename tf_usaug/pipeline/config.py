@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEMO_DATA = Path(__file__).resolve().parents[1] / "demo_data"
-METHODS = ("nst", "traditional", "srad")
+METHODS = ("nst", "traditional", "srad", "stylizer")
 #: Where the style references of an output come from when there is no ``--styles`` folder.
 STYLE_POOLS = ("same-label", "any")
 
@@ -25,7 +25,10 @@ class AugmentConfig:
             unlabelled content draws from all images, as with "any") or
             "any" (every other content image). Ignored with ``styles``.
         out: output folder (must not be, or be inside, an input folder).
-        method: "nst", "traditional" or "srad".
+        method: "nst", "traditional", "srad" or "stylizer" (a trained feed-forward stylizer,
+            ``model``).
+        model: the stylizer run folder (``python -m tf_usaug.train stylizer``) of
+            ``method="stylizer"``; each output's noise comes from its item seed.
         per_image: outputs per content image (K).
         size: side of the square working resolution (ResNet50's 224 in the paper).
         seed: global seed; item seeds derive from it and the item name.
@@ -65,6 +68,7 @@ class AugmentConfig:
     style_pool: str = "same-label"
     out: Path = Path("usaug_out")
     method: str = "nst"
+    model: Path | None = None
     per_image: int = 5
     size: int = 224
     seed: int = 0

@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import log as _log
 from ..errors import UsageError
+from .background import in_background
 from .config import AugmentConfig
 from .inputs import InputPreparer, Prepared
 from .outputs import OutputDir
@@ -159,14 +160,18 @@ class NSTMethod(Method):
                 log.warning("relevance explains a RANDOM-weight ResNet50 (seed %d): its maps say "
                             "nothing about the task; train a classifier (python -m tf_usaug."
                             "train classifier) and pass --relevance-model RUN", rcfg.seed)
-            with _log.Stage(f"relevance maps ({rcfg.rule} on {rcfg.model}) for "
-                            f"{len(samples)} content images", log):
-                # the classifier explains what the NST sees: the region in the working square
-                views = {path: self._working_view(sample, cache)
-                         for path, sample in sorted(samples.items())}
-                maps = ensure_relevance(sorted(set(views.values())), rcfg, cache,
-                                        verbose=self.cfg.verbose)
-                self._relevance_paths = {path: maps[view] for path, view in views.items()}
+            # the classifier explains what the NST sees: the region in the working square
+            views = {path: self._working_view(sample, cache)
+                     for path, sample in sorted(samples.items())}
+            log.info("==> relevance maps (%s on %s) for %d content images, beside the "
+                     "stylizer's start-up", rcfg.rule, rcfg.model, len(samples))
+            # start-up overlaps: the relevance child process works while this process builds
+            # and traces the stylizer (issue 12; docs/performance.md)
+            relevance = in_background(lambda: ensure_relevance(
+                sorted(set(views.values())), rcfg, cache, verbose=self.cfg.verbose),
+                name="relevance")
+        else:
+            relevance = views = None
         with _log.Stage(f"building the {self.cfg.backbone} stylizer (weights: {self.cfg.weights})",
                         log):
             # BackboneConfig.seed: random ("none") weights are the same network in every
@@ -185,6 +190,10 @@ class NSTMethod(Method):
                 if self.cfg.relevance:  # the heatmaps' plotting modules, imported once
                     import matplotlib.backends.backend_agg  # noqa: F401
                     import matplotlib.figure  # noqa: F401
+        if relevance is not None:
+            with _log.Stage("waiting for the relevance maps", log):
+                maps = relevance.result()
+            self._relevance_paths = {path: maps[view] for path, view in views.items()}
 
     def _working_view(self, sample, cache: Path) -> Path:
         """The content as the NST sees it (region fitted to the square), as a PNG in the cache.
@@ -247,3 +256,51 @@ class NSTMethod(Method):
 
 
 METHOD_CLASSES = {m.name: m for m in (NSTMethod, TraditionalMethod, SRADMethod)}
+
+
+class StylizerMethod(Method):
+    """A trained feed-forward stylizer (``--model RUN`` of ``python -m tf_usaug.train
+    stylizer``; :mod:`tf_usaug.models.stylizer`): one network call per output. Its noise
+    layers draw from the item's seed, so the K outputs of one content differ and each is
+    reproducible; the mask is the content's (the network keeps the geometry)."""
+
+    name = "stylizer"
+
+    def __init__(self, cfg, out):
+        super().__init__(cfg, out)
+        self.stylizer = None
+
+    def prepare(self, batches):
+        from ..files import path_digest
+        from ..models.stylizer import load_stylizer_run, stylize
+
+        super().prepare(batches)
+        log = _log.get()
+        with _log.Stage(f"loading the stylizer {self.cfg.model}", log):
+            self.stylizer = load_stylizer_run(self.cfg.model)
+            self._model_digest = path_digest(self.stylizer.path / "model.keras")
+        trained = int(self.stylizer.info["size"])
+        if trained != self.cfg.size:
+            log.info("    the stylizer was trained at %d px, the job works at %d px: its "
+                     "texture scale follows the pixels", trained, self.cfg.size)
+        if batches:  # tracing is start-up: done here, the first batch runs at full speed
+            with _log.Stage("compiling the stylizer", log):
+                stylize(self.stylizer, [np.zeros((self.cfg.size,) * 2, np.float32)]
+                        * len(batches[0]), seed=0, batch_size=self.cfg.batch_size)
+
+    def run(self, batch, loaded):
+        from ..models.stylizer import stylize
+
+        images = stylize(self.stylizer, [p.image for p in loaded],
+                         seed=[it.seed for it in batch], batch_size=self.cfg.batch_size)
+        images = np.asarray(images, np.float32)
+        if self.cfg.srad:
+            images = _srad_filter(images, self.cfg)
+        params = {"size": self.cfg.size, "model": str(self.cfg.model),
+                  "model_sha256": self._model_digest, "trained_size": self.stylizer.info["size"],
+                  "trained_steps": self.stylizer.info["steps"]}
+        return [(images[i], loaded[i].mask, {"params": {**params, "noise_seed": item.seed}})
+                for i, item in enumerate(batch)]
+
+
+METHOD_CLASSES[StylizerMethod.name] = StylizerMethod

@@ -28,8 +28,9 @@ MAX_ITEMS = 10_000_000
 #: Working memory per image pixel of one batch entry, by method: about twice the growth of the
 #: peak resident memory with batch x size^2 measured by benchmarks/job_memory.py (results in
 #: benchmarks/results/job_memory.json): NST keeps the backbone's activations for the pixel
-#: gradient (~1.2 KB per pixel), the other methods a few arrays.
-BYTES_PER_PIXEL = {"nst": 2_500, "traditional": 200, "srad": 200}
+#: gradient (~1.2 KB per pixel), the other methods a few arrays; the stylizer's network grew
+#: the peak by 0.8-1.0 KB per pixel (batch 8 at 512-768 px, default network; docs/stylizer.md).
+BYTES_PER_PIXEL = {"nst": 2_500, "traditional": 200, "srad": 200, "stylizer": 2_000}
 
 
 def available_memory_bytes() -> int | None:
@@ -46,7 +47,7 @@ def available_memory_bytes() -> int | None:
 
 def batch_memory_bytes(cfg: AugmentConfig) -> int:
     """Estimated working memory of one batch (see :data:`BYTES_PER_PIXEL`)."""
-    batch = cfg.batch_size if cfg.method == "nst" else 1
+    batch = cfg.batch_size if cfg.method in ("nst", "stylizer") else 1
     return BYTES_PER_PIXEL[cfg.method] * cfg.size * cfg.size * batch
 
 
@@ -86,6 +87,21 @@ def _classifier_run(option: str, value: str | None) -> None:
                          "tf_usaug.train classifier)")
 
 
+def _stylizer_run(value) -> None:
+    """``--method stylizer`` needs ``--model``, a finished run of ``python -m tf_usaug.train
+    stylizer`` (checked without TensorFlow)."""
+    if value is None:
+        raise UsageError("--method stylizer needs --model RUN: the run folder of python -m "
+                         "tf_usaug.train stylizer --styles DIR --out RUN")
+    from ..errors import InputError
+    from ..models.stylizer.run_files import check_stylizer_run
+
+    try:
+        check_stylizer_run(value)
+    except InputError as exc:
+        raise UsageError(f"--model {exc}") from None
+
+
 def check_config(cfg: AugmentConfig) -> None:
     """Every check that needs no input file and no model; raises :class:`UsageError`."""
     from .methods import relevance_weights
@@ -120,10 +136,13 @@ def check_config(cfg: AugmentConfig) -> None:
             _weights_file("--relevance-model", cfg.relevance_model)
             _classifier_run("--relevance-model", cfg.relevance_model)
             _weights_file("--relevance-weights", cfg.relevance_weights)
+    if cfg.method == "stylizer":
+        _stylizer_run(cfg.model)
     need, have = batch_memory_bytes(cfg), available_memory_bytes()
     if have is not None and need > have:
+        batch = cfg.batch_size if cfg.method in ("nst", "stylizer") else 1
         raise UsageError(f"--size {cfg.size} needs about {need / 2**30:.1f} GiB for a batch of "
-                         f"{cfg.batch_size if cfg.method == 'nst' else 1} ({cfg.method}); "
+                         f"{batch} ({cfg.method}); "
                          f"{have / 2**30:.1f} GiB are available: use a smaller --size or "
                          "--batch-size")
 
@@ -163,6 +182,8 @@ def item_settings(cfg: AugmentConfig) -> dict:
                      relevance_weights=_identity(relevance_weights(cfg)),
                      relevance_rule=cfg.relevance_rule,
                      relevance_preprocess=cfg.relevance_preprocess)
+    if cfg.method == "stylizer":  # the network's bytes; the batch as for nst (rounding)
+        s.update(model=_identity(cfg.model), batch_size=cfg.batch_size)
     return s
 
 

@@ -29,16 +29,17 @@ import numpy as np
 from ...errors import InputError, OutputError
 from ...files import TMP_PREFIX, atomic_write_bytes, file_digest, write_json
 from ...rundir import RunDir
+from .. import run_common
 from .checkpoint import checkpoint_dir, read_state
 from .config import ClassifierConfig
 from .preprocessing import Preprocessing
 
 MODEL_FILE = "model.keras"
-METRICS_FILE = "metrics.json"
+METRICS_FILE = run_common.METRICS_FILE
 SPLITS_FILE = "splits.json"
 CONFUSION_FILE = "confusion_matrix.png"
 CURVES_FILE = "training_curves.png"
-TENSORBOARD_DIR = "tensorboard"
+TENSORBOARD_DIR = run_common.TENSORBOARD_DIR
 RESULT_FILES = (MODEL_FILE, METRICS_FILE, CONFUSION_FILE, CURVES_FILE, "preprocessing.json",
                 SPLITS_FILE)
 JOB = "train-classifier"
@@ -96,7 +97,7 @@ def take_run_dir(rundir: RunDir, cfg: ClassifierConfig, settings: dict, held):
                           "--resume to continue it or --overwrite to start over")
     for tmp in [*cfg.out.glob(TMP_PREFIX + "*"), *checkpoint_dir(cfg.out).glob(TMP_PREFIX + "*")]:
         tmp.unlink(missing_ok=True)
-    stored = read_metrics(cfg.out) if done else None
+    stored = run_common.read_metrics(cfg.out) if done else None
     if stored is not None:
         return state, stored, f"==> {cfg.out} is complete ({state.epoch} epochs): nothing to do"
     return state, None, f"==> resume: {cfg.out} after epoch {state.epoch}"
@@ -175,21 +176,8 @@ def write_results(run_dir: str | Path, model, preprocessing: Preprocessing, metr
 
 
 def remove_results(run_dir: str | Path) -> None:
-    """Delete a previous run's results (``--overwrite``), keeping run.json and the lock."""
-    import shutil
-
-    run_dir = Path(run_dir)
-    for name in RESULT_FILES:
-        (run_dir / name).unlink(missing_ok=True)
-    for name in ("checkpoints", TENSORBOARD_DIR):
-        shutil.rmtree(run_dir / name, ignore_errors=True)
-    for tmp in run_dir.glob(TMP_PREFIX + "*"):
-        tmp.unlink(missing_ok=True)
-
-
-def read_metrics(run_dir: str | Path) -> dict | None:
-    path = Path(run_dir) / METRICS_FILE
-    return json.loads(path.read_text()) if path.is_file() else None
+    """Delete a previous run's results (``--overwrite``), keeping run.json, the lock."""
+    run_common.remove_results(run_dir, RESULT_FILES)
 
 
 # ----------------------------------------------------------------------------- reading

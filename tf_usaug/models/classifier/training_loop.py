@@ -25,6 +25,7 @@ from ...errors import UsageError
 from ...files import write_json
 from ...metrics.classification import classification_metrics
 from ...rundir import RunDir
+from ..run_common import op_determinism
 from . import run_files
 from .checkpoint import (TrainingState, early_stopping_update, mark_epoch, plateau_update,
                          restore_checkpoint, save_checkpoint)
@@ -93,7 +94,7 @@ def train_classifier(cfg: ClassifierConfig) -> ClassifierResult:
 
         from .networks import build_classifier, reseed_random_layers
 
-        held.enter_context(_op_determinism(cfg.deterministic))
+        held.enter_context(op_determinism(cfg.deterministic))
         pre = Preprocessing.for_backbone(cfg.backbone, cfg.defaults.mode, cfg.size,
                                          data.class_names)
         model = build_classifier(cfg.backbone, len(data.class_names), cfg.size, cfg.weights,
@@ -275,20 +276,6 @@ def _optimizer(tf, cfg: ClassifierConfig):
         return tf.keras.optimizers.SGD(cfg.learning_rate, momentum=cfg.momentum)
     return tf.keras.optimizers.Adam(cfg.learning_rate)
 
-
-@contextlib.contextmanager
-def _op_determinism(enabled: bool):
-    """TensorFlow's deterministic ops for the run; the previous setting afterwards."""
-    from tensorflow.python.framework import config as tf_config
-
-    before = tf_config.is_op_determinism_enabled()
-    if enabled and not before:
-        tf_config.enable_op_determinism()
-    try:
-        yield
-    finally:
-        if enabled and not before:
-            tf_config.disable_op_determinism()
 
 
 def _summary(cfg: ClassifierConfig, data: ClassifierData, state: TrainingState,
