@@ -61,3 +61,22 @@ def test_records_manifest_and_stale_temporaries(tmp_path):
 def test_write_json_is_valid_json(tmp_path):
     p = write_json(tmp_path / "s.json", {"b": 1, "a": [1, 2]})
     assert json.loads(p.read_text()) == {"a": [1, 2], "b": 1}
+
+
+def test_background_work_returns_its_value_and_raises_its_error_in_the_caller():
+    import threading
+
+    from tf_usaug.errors import RelevanceError
+    from tf_usaug.pipeline.background import in_background
+
+    go = threading.Event()
+    job = in_background(lambda: go.wait(5) and 42, name="t")
+    assert job.finished is None  # still waiting: it runs beside the caller
+    go.set()
+    assert job.result() == 42 and job.finished is not None
+
+    def fail():
+        raise RelevanceError("model.keras: cannot load the classifier")
+
+    with pytest.raises(RelevanceError, match="model.keras"):
+        in_background(fail).result()
