@@ -185,11 +185,12 @@ def test_a_full_disk_is_one_line(tmp_path):
 def test_ctrl_c_stops_cleanly_with_a_manifest_of_what_is_done(tmp_path):
     data, out = make_busi(tmp_path / "data", per_class=6), tmp_path / "out"
     cmd = [sys.executable, "-m", "tf_usaug.augment", "--no-progress", "--content", str(data),
-           "--out", str(out), *TRAD, "--size", "32", "--per-image", "8", "--batch-size", "1"]
+           "--out", str(out), *TRAD, "--size", "64", "--per-image", "40", "--batch-size", "1"]
+    # 480 outputs at about 100/s on an idle machine: seconds of work left after the third
     proc = subprocess.Popen(cmd, cwd=REPO, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
     while time.time() < deadline and len(list((out / "records").rglob("*.json"))) < 3:
-        time.sleep(0.2)
+        time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
@@ -197,10 +198,10 @@ def test_ctrl_c_stops_cleanly_with_a_manifest_of_what_is_done(tmp_path):
     assert "interrupted" in stderr
     rows = read_manifest(out / "manifest.jsonl")
     records = list((out / "records").rglob("*.json"))
-    assert 3 <= len(rows) == len(records) < 96
-    augment("--content", data, "--out", out, *TRAD, "--size", "32", "--per-image", "8",
+    assert 3 <= len(rows) == len(records) < 480
+    augment("--content", data, "--out", out, *TRAD, "--size", "64", "--per-image", "40",
             "--batch-size", "1")                                # the rerun finishes the rest
-    assert len(read_manifest(out / "manifest.jsonl")) == 96
+    assert len(read_manifest(out / "manifest.jsonl")) == 480
 
 
 def test_a_second_job_into_the_same_folder_is_refused_naming_the_holder(tmp_path):
