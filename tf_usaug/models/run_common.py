@@ -11,7 +11,7 @@ import contextlib
 import json
 import shutil
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from ..files import TMP_PREFIX
 
@@ -50,3 +50,58 @@ def op_determinism(enabled: bool):
     finally:
         if enabled and not before:
             tf_config.disable_op_determinism()
+
+
+def take_run_dir(rundir, cfg, job: str, settings: dict, held, *, state, has_model: bool,
+                 done: bool, progress: str, position: str, remove: Callable[[], None]):
+    """Lock ``--out`` (for the life of ``held``), compare the settings with run.json, decide.
+
+    Args:
+        rundir: the :class:`tf_usaug.rundir.RunDir` of ``cfg.out``.
+        cfg: the trainer's config (``out``, ``resume``, ``overwrite``).
+        job: the job's name in run.json; settings: what must match it.
+        state: the stored training state (None: no checkpoint yet).
+        has_model: a model file is there (a run that finished or stopped mid-way).
+        done: ``state`` is the end of training; progress: e.g. "12 of at most 20 epochs";
+            position: where training stands, e.g. "epoch 12" (complete: "12 epochs").
+        remove: deletes the previous results (start over).
+
+    Returns:
+        ``(state, stored, note)``: the state to resume from (None: start over), the stored
+        metrics when the run is complete, a line to log.
+
+    Raises:
+        OutputError: other settings without ``--overwrite``; a run there without
+            ``--resume`` or ``--overwrite``.
+    """
+    from ..errors import OutputError
+
+    held.enter_context(rundir)  # the lock; the kernel drops it if we are killed
+    rundir.check_settings(job, settings, cfg.overwrite, state is not None or has_model)
+    if cfg.overwrite or state is None:
+        remove()  # start over (a run killed before its first checkpoint, too)
+        return None, None, "nothing to resume: starting" if cfg.resume else None
+    if not cfg.resume:
+        raise OutputError(f"--out {cfg.out} holds a {'finished' if done else 'started'} run of "
+                          f"these settings ({progress}); pass --resume to continue it or "
+                          "--overwrite to start over")
+    for tmp in [*cfg.out.glob(TMP_PREFIX + "*"),
+                *(cfg.out / CHECKPOINT_DIR).glob(TMP_PREFIX + "*")]:
+        tmp.unlink(missing_ok=True)
+    stored = read_metrics(cfg.out) if done else None
+    if stored is not None:
+        return state, stored, f"==> {cfg.out} is complete ({position}): nothing to do"
+    return state, None, f"==> resume: {cfg.out} after {position}"
+
+
+def init_context(threads):
+    """``distributed.init``; in a process where TensorFlow already runs (a notebook's second
+    run) its thread pools cannot change, so a single process keeps them."""
+    from .. import distributed as dist
+
+    try:
+        return dist.init(threads)
+    except RuntimeError:
+        if dist.under_launcher():
+            raise
+        return dist.Context()

@@ -26,11 +26,11 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from ...errors import InputError, OutputError
+from ...errors import InputError
 from ...files import TMP_PREFIX, atomic_write_bytes, file_digest, write_json
 from ...rundir import RunDir
 from .. import run_common
-from .checkpoint import checkpoint_dir, read_state
+from .checkpoint import read_state
 from .config import ClassifierConfig
 from .preprocessing import Preprocessing
 
@@ -83,24 +83,14 @@ def take_run_dir(rundir: RunDir, cfg: ClassifierConfig, settings: dict, held):
         OutputError: other settings without ``--overwrite``; a run there without
             ``--resume`` or ``--overwrite``.
     """
-    held.enter_context(rundir)  # the lock; the kernel drops it if we are killed
     state = read_state(cfg.out)
-    has_results = state is not None or (cfg.out / MODEL_FILE).exists()
-    rundir.check_settings(JOB, settings, cfg.overwrite, has_results)
-    if cfg.overwrite or state is None:
-        remove_results(cfg.out)  # start over (a run killed before its first epoch, too)
-        return None, None, "nothing to resume: starting" if cfg.resume else None
-    done = state.epoch >= cfg.epochs or state.stopped_early
-    if not cfg.resume:
-        raise OutputError(f"--out {cfg.out} holds a {'finished' if done else 'started'} run of "
-                          f"these settings ({state.epoch} of at most {cfg.epochs} epochs); pass "
-                          "--resume to continue it or --overwrite to start over")
-    for tmp in [*cfg.out.glob(TMP_PREFIX + "*"), *checkpoint_dir(cfg.out).glob(TMP_PREFIX + "*")]:
-        tmp.unlink(missing_ok=True)
-    stored = run_common.read_metrics(cfg.out) if done else None
-    if stored is not None:
-        return state, stored, f"==> {cfg.out} is complete ({state.epoch} epochs): nothing to do"
-    return state, None, f"==> resume: {cfg.out} after epoch {state.epoch}"
+    done = state is not None and (state.epoch >= cfg.epochs or state.stopped_early)
+    progress = f"{state.epoch} of at most {cfg.epochs} epochs" if state else ""
+    position = (f"{state.epoch} epochs" if done else f"epoch {state.epoch}") if state else ""
+    return run_common.take_run_dir(rundir, cfg, JOB, settings, held, state=state,
+                                   has_model=(cfg.out / MODEL_FILE).exists(), done=done,
+                                   progress=progress, position=position,
+                                   remove=lambda: remove_results(cfg.out))
 
 
 # ----------------------------------------------------------------------------- writing

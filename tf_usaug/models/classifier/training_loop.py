@@ -25,7 +25,7 @@ from ...errors import UsageError
 from ...files import write_json
 from ...metrics.classification import classification_metrics
 from ...rundir import RunDir
-from ..run_common import op_determinism
+from ..run_common import init_context, op_determinism
 from . import run_files
 from .checkpoint import (TrainingState, early_stopping_update, mark_epoch, plateau_update,
                          restore_checkpoint, save_checkpoint)
@@ -73,7 +73,7 @@ def train_classifier(cfg: ClassifierConfig) -> ClassifierResult:
                    if rank_from_env() == 0 else None)
 
         # Start the ranks: GPU pinning, CPU threads; TensorFlow quiet unless verbose.
-        ctx = _init_context(cfg.threads)
+        ctx = init_context(cfg.threads)
         log = _log.setup(cfg.verbose, ctx.rank)
         state, stored, note = ctx.allgather_object(verdict)[0]  # Horovod: rank 0's verdict
         log.info("==> data: %s", describe(data))
@@ -246,16 +246,6 @@ def _labels(examples) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- set-up
 
-
-def _init_context(threads):
-    """``distributed.init``; in a process where TensorFlow already runs (a notebook's second
-    run) its thread pools cannot change, so a single process keeps them."""
-    try:
-        return dist.init(threads)
-    except RuntimeError:
-        if dist.under_launcher():
-            raise
-        return dist.Context()
 
 
 def _global_batch(batch_size: int, n_train: int, ctx) -> int:

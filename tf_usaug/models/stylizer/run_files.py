@@ -28,11 +28,11 @@ from typing import Sequence
 
 import numpy as np
 
-from ...errors import InputError, OutputError
+from ...errors import InputError
 from ...files import TMP_PREFIX, atomic_write_bytes, path_digest, write_json
 from ...rundir import RunDir
 from .. import run_common
-from .checkpoint import checkpoint_dir, read_state
+from .checkpoint import read_state
 from .config import SIDE_MULTIPLE, StylizerConfig
 
 MODEL_FILE = "model.keras"
@@ -84,24 +84,14 @@ def take_run_dir(rundir: RunDir, cfg: StylizerConfig, settings: dict, held):
         OutputError: other settings without ``--overwrite``; a run there without
             ``--resume`` or ``--overwrite``.
     """
-    held.enter_context(rundir)  # the lock; the kernel drops it if we are killed
     state = read_state(cfg.out)
-    has_results = state is not None or (cfg.out / MODEL_FILE).exists()
-    rundir.check_settings(JOB, settings, cfg.overwrite, has_results)
-    if cfg.overwrite or state is None:
-        remove_results(cfg.out)  # start over (a run killed before its first checkpoint too)
-        return None, None, "nothing to resume: starting" if cfg.resume else None
-    done = state.step >= cfg.steps
-    if not cfg.resume:
-        raise OutputError(f"--out {cfg.out} holds a {'finished' if done else 'started'} run of "
-                          f"these settings ({state.step} of {cfg.steps} steps); pass --resume "
-                          "to continue it or --overwrite to start over")
-    for tmp in [*cfg.out.glob(TMP_PREFIX + "*"), *checkpoint_dir(cfg.out).glob(TMP_PREFIX + "*")]:
-        tmp.unlink(missing_ok=True)
-    stored = run_common.read_metrics(cfg.out) if done else None
-    if stored is not None:
-        return state, stored, f"==> {cfg.out} is complete ({state.step} steps): nothing to do"
-    return state, None, f"==> resume: {cfg.out} after step {state.step}"
+    done = state is not None and state.step >= cfg.steps
+    progress = f"{state.step} of {cfg.steps} steps" if state else ""
+    position = (f"{state.step} steps" if done else f"step {state.step}") if state else ""
+    return run_common.take_run_dir(rundir, cfg, JOB, settings, held, state=state,
+                                   has_model=(cfg.out / MODEL_FILE).exists(), done=done,
+                                   progress=progress, position=position,
+                                   remove=lambda: remove_results(cfg.out))
 
 
 def remove_results(run_dir: str | Path) -> None:

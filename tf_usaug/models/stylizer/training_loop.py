@@ -27,7 +27,7 @@ from ... import log as _log
 from ...cli import rank_from_env
 from ...errors import UsageError
 from ...rundir import RunDir
-from ..run_common import op_determinism
+from ..run_common import init_context, op_determinism
 from . import run_files
 from .checkpoint import StylizerState, restore_checkpoint, save_checkpoint
 from .config import StylizerConfig
@@ -72,7 +72,7 @@ def train_stylizer(cfg: StylizerConfig) -> StylizerResult:
                                           held) if rank_from_env() == 0 else None)
 
         # Start the ranks: GPU pinning, CPU threads; TensorFlow quiet unless verbose.
-        ctx = _init_context(cfg.threads)
+        ctx = init_context(cfg.threads)
         log = _log.setup(cfg.verbose, ctx.rank)
         state, stored, note = ctx.allgather_object(verdict)[0]  # Horovod: rank 0's verdict
         log.info("==> data: %d contents from %s, %d style images from %s, %d px", len(data),
@@ -281,16 +281,6 @@ def _relevance_weights(cfg: StylizerConfig, data, ctx, log) -> np.ndarray:
     return np.stack([relevance_to_weight(load_relevance(cache_path(v, rcfg, cache)),
                                          (cfg.size, cfg.size)) for v in views])
 
-
-def _init_context(threads):
-    """``distributed.init``; in a process where TensorFlow already runs (a notebook's second
-    run) its thread pools cannot change, so a single process keeps them."""
-    try:
-        return dist.init(threads)
-    except RuntimeError:
-        if dist.under_launcher():
-            raise
-        return dist.Context()
 
 
 
