@@ -105,3 +105,17 @@ def init_context(threads):
         if dist.under_launcher():
             raise
         return dist.Context()
+
+
+def save_model(model, run_dir: str | Path, name: str = "model.keras") -> Path:
+    """``RUN/<name>``, written under a temporary name and renamed (atomic)."""
+    import os
+
+    path = Path(run_dir) / name
+    tmp = path.with_name(f"{TMP_PREFIX}{os.getpid()}.{name}")
+    try:
+        model.save(str(tmp))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

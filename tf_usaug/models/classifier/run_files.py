@@ -20,14 +20,13 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import os
 from pathlib import Path
 from typing import NamedTuple, Sequence
 
 import numpy as np
 
 from ...errors import InputError
-from ...files import TMP_PREFIX, atomic_write_bytes, file_digest, write_json
+from ...files import atomic_write_bytes, file_digest, write_json
 from ...rundir import RunDir
 from .. import run_common
 from .checkpoint import read_state
@@ -97,15 +96,8 @@ def take_run_dir(rundir: RunDir, cfg: ClassifierConfig, settings: dict, held):
 
 
 def save_model(model, run_dir: str | Path) -> Path:
-    """``RUN/model.keras``, written under a temporary name and renamed (atomic)."""
-    path = Path(run_dir) / MODEL_FILE
-    tmp = path.with_name(f"{TMP_PREFIX}{os.getpid()}.{MODEL_FILE}")
-    try:
-        model.save(str(tmp))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    """``RUN/model.keras``, written atomically."""
+    return run_common.save_model(model, run_dir, MODEL_FILE)
 
 
 def _png_bytes(fig) -> bytes:

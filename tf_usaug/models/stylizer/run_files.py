@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -29,7 +28,7 @@ from typing import Sequence
 import numpy as np
 
 from ...errors import InputError
-from ...files import TMP_PREFIX, atomic_write_bytes, path_digest, write_json
+from ...files import atomic_write_bytes, path_digest, write_json
 from ...rundir import RunDir
 from .. import run_common
 from .checkpoint import read_state
@@ -121,15 +120,8 @@ def run_info(cfg: StylizerConfig, content_layer: str, style_layers: Sequence[str
 
 
 def save_model(model, run_dir: str | Path) -> Path:
-    """``RUN/model.keras``, written under a temporary name and renamed (atomic)."""
-    path = Path(run_dir) / MODEL_FILE
-    tmp = path.with_name(f"{TMP_PREFIX}{os.getpid()}.{MODEL_FILE}")
-    try:
-        model.save(str(tmp))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    """``RUN/model.keras``, written atomically."""
+    return run_common.save_model(model, run_dir, MODEL_FILE)
 
 
 def plot_training_curves(history: Sequence[dict], path: str | Path) -> Path:
