@@ -17,6 +17,11 @@ between minutes. Two efficiencies are reported:
 * wall-clock efficiency: T(1) / (np x T(np)) of the whole command, start-up, relevance stage
   and final merge included.
 
+``--pin-cores`` runs each command under ``taskset -c 0..np*threads-1``: np = 1 then gets one
+core for everything it starts, its relevance child included (without it, the child of a lone
+rank works on the second core while the rank builds and traces, so "np = 1" uses two cores
+during start-up and the wall efficiency compares two cores with two cores).
+
 Results go to ``benchmarks/results/strong_scaling.json`` and, as rows, to a CSV that
 ``python -m tf_usaug.scaling report`` can plot.
 """
@@ -58,6 +63,8 @@ def run_once(np_: int, args: argparse.Namespace, workdir: Path) -> dict:
            "--per-image", str(args.per_image), "--batch-size", str(args.batch_size),
            "--weights", args.weights, "--threads", str(args.threads), "--seed", "0",
            *args.extra]
+    if args.pin_cores:
+        cmd = ["taskset", "-c", f"0-{np_ * args.threads - 1}", *cmd]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", OMP_NUM_THREADS=str(args.threads))
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
@@ -82,6 +89,8 @@ def main(argv=None) -> int:
     p.add_argument("--per-image", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--weights", default="none")
+    p.add_argument("--pin-cores", action="store_true",
+                   help="run np = N on cores 0..N*threads-1 only (taskset): one core for np = 1")
     p.add_argument("--repeats", type=int, default=3,
                    help="runs per np, in alternating order; medians are reported (3)")
     p.add_argument("--csv", type=Path, default=REPO / "benchmarks" / "results" /
@@ -132,7 +141,8 @@ def main(argv=None) -> int:
     machine = {"host": platform.node(), "cpu": platform.processor() or platform.machine(),
                "cores": os.cpu_count(), "threads_per_rank": args.threads}
     workload = (f"nst {args.size}px x{args.iterations} it, per-image {args.per_image}, "
-                f"batch {args.batch_size}, weights {args.weights}, {args.threads} thread/rank "
+                f"batch {args.batch_size}, weights {args.weights}, {args.threads} thread/rank"
+                + (", np*threads cores (taskset)" if args.pin_cores else "") + " "
                 + " ".join(args.extra)).strip()
     run_id = time.strftime("bench-%Y%m%dT%H%M%S")
     for r in runs:

@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--out", type=non_empty_path, help="output folder (default usaug_out)")
     a("--method", choices=METHODS, help="augmentation method (default nst)")
     a("--model", type=non_empty_path, metavar="RUN",
-      help="--method stylizer: the run folder of python -m tf_usaug.train stylizer")
+      help="--method stylizer / gan: the run folder of python -m tf_usaug.train stylizer / "
+           "wgan / stylegan2")
     a("--per-image", type=int, dest="per_image", help="outputs per content image")
     a("--size", type=int, help="working resolution (square side)")
     a("--seed", type=int, help="global seed")

@@ -15,9 +15,13 @@ from .data.simulator.config import SimulationConfig
 from .data.transforms import TraditionalConfig
 from .distributed.training import HorovodTrainingConfig
 from .evaluation.config import BenefitConfig
+from .evaluation.gan.config import GanMetricsConfig
 from .filters.srad import SRADConfig
 from .models.classifier.config import ClassifierConfig
+from .models.multitask.config import MultitaskConfig
+from .models.stylegan2.config import StyleGAN2Config
 from .models.stylizer.config import StylizerConfig
+from .models.wgan.config import WganConfig
 from .nst.backbones import BackboneConfig
 from .nst.config import NSTConfig
 from .nst.losses.config import StyleLossConfig
@@ -26,7 +30,8 @@ from .xai.relevance import RelevanceConfig
 
 ALL_CONFIGS = (AugmentConfig, BackboneConfig, StyleLossConfig, NSTConfig, RelevanceConfig,
                SRADConfig, TraditionalConfig, SimulationConfig, HorovodTrainingConfig,
-               ClassifierConfig, StylizerConfig, BenefitConfig)
+               ClassifierConfig, StylizerConfig, BenefitConfig, MultitaskConfig,
+               GanMetricsConfig, StyleGAN2Config, WganConfig)
 
 __all__ = [c.__name__ for c in ALL_CONFIGS] + ["ALL_CONFIGS", "describe"]
 

@@ -3,6 +3,7 @@
     python -m tf_usaug.evaluate benefit --data bench/ --train-device A --test-devices A,B \\
         --arms none,traditional,srad,nst,nst-no-lrp --folds 5 --out runs/benefit
     horovodrun -np 8 python -m tf_usaug.evaluate benefit ...      # units sharded over 8 ranks
+    python -m tf_usaug.evaluate gan --real test/ --fake samples/ --out runs/gan  # FID, KID ...
 
 A thin front end: each sub-command turns its arguments into its config dataclass and calls
 the library (``benefit``: :func:`tf_usaug.evaluation.run_benefit`; docs/benefit.md).
@@ -16,6 +17,7 @@ from typing import Sequence
 
 from .cli import ArgumentParser, entry_point, non_empty_path
 from .evaluation.config import ARMS, BenefitConfig, parse_list
+from .evaluation.gan import arguments as _gan
 from .models.classifier.config import BACKBONES
 
 
@@ -64,6 +66,50 @@ def _benefit_config(args: argparse.Namespace, argv: Sequence[str]) -> BenefitCon
         command=shlex.join(["python", "-m", "tf_usaug.evaluate", *argv]))
 
 
+def _multitask_arguments(p: argparse.ArgumentParser) -> None:
+    from .evaluation.multitask.config import ROWS
+
+    a = p.add_argument
+    a("--data", type=non_empty_path, required=True,
+      help="originals with masks of every device: DATA/<device>/<class>/<image>")
+    a("--out", type=non_empty_path, required=True, help="report folder")
+    a("--train-device", required=True, help="device the network is trained on (A)")
+    a("--test-devices", help="comma-separated devices to test on (default: all)")
+    a("--rows", default=",".join(ROWS),
+      help=f"comma-separated ablation rows from {', '.join(ROWS)} (default: all)")
+    a("--seeds", type=int, default=3, help="seeds 0..N-1 (default 3)")
+    a("--size", type=int, default=64, help="input side, a multiple of 16 (default 64)")
+    a("--epochs", type=int, default=30, help="epochs per run (default 30)")
+    a("--batch-size", type=int, default=16, help="batch (default 16, paper 000)")
+    a("--lr", type=float, default=5e-4, dest="learning_rate",
+      help="initial AdamW rate (default 5e-4, paper 000)")
+    a("--filters", type=int, nargs=4, default=(16, 32, 64, 128), metavar="F",
+      help="encoder channels (default 16 32 64 128)")
+    a("--maskaug-warmup", type=int, help="epochs before MaskAug (default epochs / 3)")
+    a("--wct-steps", type=int, default=400, help="autoencoder training steps (default 400)")
+    a("--test-fraction", type=float, default=0.2, help="share of A tested (default 0.2)")
+    a("--style-fraction", type=float, default=0.25,
+      help="share of each unseen device held out as references, never tested (0.25)")
+    a("--threads", type=int, help="CPU threads")
+    a("--overwrite", action="store_true", help="start over")
+    a("--verbose", action="store_true", help="TensorFlow's log, tracebacks")
+
+
+def _multitask_config(args: argparse.Namespace, argv: Sequence[str]):
+    from .evaluation.multitask.config import MultitaskEvalConfig
+
+    return MultitaskEvalConfig(
+        data=args.data, out=args.out, train_device=args.train_device,
+        test_devices=parse_list(args.test_devices, "--test-devices") if args.test_devices
+        else (), rows=parse_list(args.rows, "--rows"), seeds=args.seeds, size=args.size,
+        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+        filters=tuple(args.filters),
+        maskaug_warmup=args.maskaug_warmup, wct_steps=args.wct_steps,
+        test_fraction=args.test_fraction, style_fraction=args.style_fraction,
+        threads=args.threads, overwrite=args.overwrite, verbose=args.verbose,
+        command=shlex.join(["python", "-m", "tf_usaug.evaluate", *argv]))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="python -m tf_usaug.evaluate",
                        description="Measure what augmentation is worth (units sharded over "
@@ -77,6 +123,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train the task classifier per augmentation arm and fold (same seeds), "
                     "test it on untouched originals of the training device and of unseen "
                     "devices, and write REPORT/report.{json,md,html}."))
+    _gan.add_arguments(sub.add_parser("gan", prog="python -m tf_usaug.evaluate gan",
+                                      help=_gan.HELP, description=_gan.HELP + ". "
+                                      "docs/gan_metrics.md"))
+    _multitask_arguments(sub.add_parser(
+        "multitask", prog="python -m tf_usaug.evaluate multitask",
+        help="paper 000's ablation: the multitask network per augmentation row and seed; "
+             "DSC and AUROC on the training device and unseen devices, paired tests",
+        description="Train the multitask network on --train-device per row (traditional, "
+                    "+MixStyleAug, +FeatAug, +MaskAug, all) and seed, test on untouched "
+                    "originals, and write REPORT/report.{json,md,html} (docs/multitask.md)."))
     return p
 
 
@@ -84,6 +140,10 @@ def config_from_args(argv: Sequence[str] | None = None) -> BenefitConfig:
     """The config of a command line (nothing is checked or read)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    if args.evaluation == "gan":  # GanMetricsConfig (tf_usaug.evaluation.gan)
+        return _gan.config_from_args(args, argv)
+    if args.evaluation == "multitask":  # MultitaskEvalConfig (tf_usaug.evaluation.multitask)
+        return _multitask_config(args, argv)
     return _benefit_config(args, argv)
 
 
@@ -91,7 +151,16 @@ def config_from_args(argv: Sequence[str] | None = None) -> BenefitConfig:
 def main(argv: Sequence[str] | None = None) -> int:
     from .evaluation.job import run_benefit
 
-    run_benefit(config_from_args(argv))
+    cfg = config_from_args(argv)
+    if isinstance(cfg, _gan.GanMetricsConfig):
+        _gan.run(cfg)
+        return 0
+    if not isinstance(cfg, BenefitConfig):  # the multitask ablation
+        from .evaluation.multitask.job import run_multitask_eval
+
+        run_multitask_eval(cfg)
+        return 0
+    run_benefit(cfg)
     return 0
 
 

@@ -5,6 +5,9 @@
     python -m tf_usaug.train classifier --data busi/ --out runs/eb2 --backbone efficientnetb2
     python -m tf_usaug.train classifier --data busi/ --out runs/f0 --folds 5 --fold 0   # k-fold
     python -m tf_usaug.train stylizer --styles scanner_b/ --content busi/ --out runs/sty
+    python -m tf_usaug.train wgan --data busi/ --out runs/wgan --per-class    # paper 003
+    python -m tf_usaug.train stylegan2 --data busi/ --out runs/sg2 --augment ada  # paper 004
+    python -m tf_usaug.train multitask --data scanner_a/ --styles refs/ --mixstyle --out runs/mt
     horovodrun -np 8 python -m tf_usaug.train classifier ...                         # 8 ranks
 
 A thin front end: each sub-command turns its arguments into its config dataclass and calls
@@ -19,7 +22,10 @@ from typing import Callable, NamedTuple, Sequence
 
 from .cli import ArgumentParser, entry_point, non_empty_path
 from .models.classifier.config import BACKBONES, OPTIMIZERS, ClassifierConfig
+from .models.multitask import arguments as _multitask
+from .models.stylegan2 import arguments as _stylegan2
 from .models.stylizer import arguments as _stylizer
+from .models.wgan import arguments as _wgan
 
 
 class Trainer(NamedTuple):
@@ -94,6 +100,11 @@ TRAINERS: dict[str, Trainer] = {
                           _train_classifier),
     "stylizer": Trainer(_stylizer.HELP, _stylizer.add_arguments, _stylizer.config_from_args,
                         _stylizer.run),
+    "multitask": Trainer(_multitask.HELP, _multitask.add_arguments,
+                         _multitask.config_from_args, _multitask.run),
+    "wgan": Trainer(_wgan.HELP, _wgan.add_arguments, _wgan.config_from_args, _wgan.run),
+    "stylegan2": Trainer(_stylegan2.HELP, _stylegan2.add_arguments,
+                         _stylegan2.config_from_args, _stylegan2.run),
 }
 
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEMO_DATA = Path(__file__).resolve().parents[1] / "demo_data"
-METHODS = ("nst", "traditional", "srad", "stylizer")
+METHODS = ("nst", "traditional", "srad", "stylizer", "gan")
 #: Where the style references of an output come from when there is no ``--styles`` folder.
 STYLE_POOLS = ("same-label", "any")
 
@@ -25,10 +25,13 @@ class AugmentConfig:
             unlabelled content draws from all images, as with "any") or
             "any" (every other content image). Ignored with ``styles``.
         out: output folder (must not be, or be inside, an input folder).
-        method: "nst", "traditional", "srad" or "stylizer" (a trained feed-forward stylizer,
-            ``model``).
+        method: "nst", "traditional", "srad", "stylizer" (a trained feed-forward stylizer,
+            ``model``) or "gan" (a trained GAN, ``model``: K synthetic images per original,
+            labelled with its class, the original recorded as their parent; docs/gan.md).
         model: the stylizer run folder (``python -m tf_usaug.train stylizer``) of
-            ``method="stylizer"``; each output's noise comes from its item seed.
+            ``method="stylizer"``, or the GAN run folder (``python -m tf_usaug.train wgan``
+            / ``stylegan2``) of ``method="gan"``; each output's noise / latent comes from
+            its item seed.
         per_image: outputs per content image (K).
         size: side of the square working resolution (ResNet50's 224 in the paper).
         seed: global seed; item seeds derive from it and the item name.

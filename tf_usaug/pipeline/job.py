@@ -32,7 +32,8 @@ from .config import AugmentConfig
 from .inputs import validate_inputs
 from .methods import METHOD_CLASSES
 from .outputs import OutputDir
-from .plan import WorkItem, check_paths, make_batches, plan_items, style_pool
+from .plan import (WorkItem, check_gan_labels, check_paths, make_batches, plan_items,
+                   style_pool)
 from .settings import check_config, check_plan_size, item_settings, run_settings
 
 
@@ -93,6 +94,7 @@ def run(cfg: AugmentConfig) -> dict:
     styles = style_pool(cfg, contents)
     check_paths(cfg, contents, styles)
     check_plan_size(len(contents), cfg)
+    check_gan_labels(cfg, contents)
 
     t_start = time.perf_counter()
     # one small collective per batch: a slow Horovod cycle leaves the cores to the work

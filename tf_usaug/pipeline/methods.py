@@ -304,3 +304,78 @@ class StylizerMethod(Method):
 
 
 METHOD_CLASSES[StylizerMethod.name] = StylizerMethod
+
+
+class _NoContentPixels:
+    """A GAN output shows no pixel of its parent: the parent is never read as an image (its
+    bytes are hashed by the job's input check), the output is the whole square."""
+
+    def __init__(self, size: int):
+        from ..data.fit import Placement
+
+        self.size = int(size)
+        whole = (0, self.size, 0, self.size)
+        self.placement = Placement("stretch", self.size, whole, whole)
+
+    def content(self, sample) -> Prepared:
+        return Prepared(np.zeros((self.size, self.size), np.float32), None, self.placement,
+                        (0, 0, 0, 0))  # the empty box: no parent pixel is shown
+
+
+class GanMethod(Method):
+    """A trained GAN (``--model RUN`` of ``python -m tf_usaug.train wgan`` / ``stylegan2``;
+    :mod:`tf_usaug.models.gan`): item ``k`` of an original is a synthetic image of the
+    original's class (per-class or conditional models) drawn from the item's seed; the
+    original is its parent (the manifest's ``content``), so splits by source image keep
+    holding. No mask: a GAN generates images only. Outputs at the model's size are resized to
+    ``--size`` when it differs."""
+
+    name = "gan"
+
+    def __init__(self, cfg, out):
+        super().__init__(cfg, out)
+        self.inputs = _NoContentPixels(cfg.size)
+        self.gan = None
+
+    def prepare(self, batches):
+        from ..models.gan.registry import load_gan_run, run_digest
+
+        super().prepare(batches)
+        log = _log.get()
+        with _log.Stage(f"loading the GAN {self.cfg.model}", log):
+            self.gan = load_gan_run(self.cfg.model)
+            self._digest = run_digest(self.cfg.model)
+        if self.gan.size != self.cfg.size:
+            log.info("    the GAN makes %d px images, the job works at %d px: they are resized",
+                     self.gan.size, self.cfg.size)
+        if batches:  # tracing is start-up: done here, the first batch runs at full speed
+            with _log.Stage("compiling the generator", log):
+                self._generate(batches[0])
+
+    def _generate(self, batch) -> np.ndarray:
+        from ..data.image_io import resize
+        from ..models.gan.registry import generate
+
+        labels = None if self.gan.covers() is None else [it.sample.label for it in batch]
+        images = generate(self.gan, len(batch), seed=[it.seed for it in batch], label=labels,
+                          batch_size=self.cfg.batch_size)
+        if self.gan.size != self.cfg.size:
+            images = np.stack([resize(im, self.cfg.size) for im in images])
+        return np.asarray(images, np.float32)
+
+    def run(self, batch, loaded):
+        images = self._generate(batch)
+        if self.cfg.srad:
+            images = _srad_filter(images, self.cfg)
+        info = self.gan.info
+        params = {"size": self.cfg.size, "model": str(self.cfg.model),
+                  "model_sha256": self._digest, "model_type": info.model,
+                  "trained_size": info.size,
+                  "trained_steps": {k: v.steps for k, v in self.gan.sub_infos.items()}
+                  if info.per_class else info.steps}
+        return [(images[i], None, {"parent": str(item.sample.image),
+                                   "params": {**params, "latent_seed": item.seed}})
+                for i, item in enumerate(batch)]
+
+
+METHOD_CLASSES[GanMethod.name] = GanMethod

@@ -92,6 +92,33 @@ def plan_items(cfg: AugmentConfig, contents: Sequence[Sample],
     return items
 
 
+def check_gan_labels(cfg: AugmentConfig, contents: Sequence[Sample]) -> None:
+    """``--method gan``: each original's K outputs are generated for its class (docs/gan.md),
+    so every content label must be one the model generates; unlabelled contents need a model
+    without classes. Raises :class:`UsageError` naming the labels and the model. Nothing to
+    check for other methods."""
+    if cfg.method != "gan":
+        return
+    from ..models.gan.registry import covered_classes, read_gan_info
+
+    covered = covered_classes(read_gan_info(cfg.model))
+    labels = sorted({s.label for s in contents if s.label is not None})
+    unlabelled = [s for s in contents if s.label is None]
+    if covered is None and labels:
+        raise UsageError(f"--model {cfg.model} generates images without a class, but the "
+                         f"content images are labelled ({', '.join(labels)}): train the GAN "
+                         "with --per-class or --conditional so its outputs carry a class")
+    if covered is not None and unlabelled:
+        raise UsageError(f"--model {cfg.model} generates classes ({', '.join(covered)}) but "
+                         f"{unlabelled[0].image} has no label: give labelled contents (BUSI "
+                         "folder ROOT/<class>/<image> or a CSV with labels)")
+    missing = [label for label in labels if label not in (covered or [])]
+    if missing:
+        raise UsageError(f"--model {cfg.model} cannot generate class {missing[0]!r} of the "
+                         f"content images (it covers {', '.join(covered or [])}); train it "
+                         "on originals of every class")
+
+
 def draw_styles(rng: np.random.Generator, candidates: Sequence[Path], n: int
                 ) -> tuple[Path, ...]:
     """``n`` of ``candidates``: without replacement, or, when there are fewer than ``n``,

@@ -30,7 +30,9 @@ MAX_ITEMS = 10_000_000
 #: benchmarks/results/job_memory.json): NST keeps the backbone's activations for the pixel
 #: gradient (~1.2 KB per pixel), the other methods a few arrays; the stylizer's network grew
 #: the peak by 0.8-1.0 KB per pixel (batch 8 at 512-768 px, default network; docs/stylizer.md).
-BYTES_PER_PIXEL = {"nst": 2_500, "traditional": 200, "srad": 200, "stylizer": 2_000}
+#: A GAN's generator is taken to need the stylizer's (not measured; docs/gan.md).
+BYTES_PER_PIXEL = {"nst": 2_500, "traditional": 200, "srad": 200, "stylizer": 2_000,
+                   "gan": 2_000}
 
 
 def available_memory_bytes() -> int | None:
@@ -47,7 +49,7 @@ def available_memory_bytes() -> int | None:
 
 def batch_memory_bytes(cfg: AugmentConfig) -> int:
     """Estimated working memory of one batch (see :data:`BYTES_PER_PIXEL`)."""
-    batch = cfg.batch_size if cfg.method in ("nst", "stylizer") else 1
+    batch = cfg.batch_size if cfg.method in ("nst", "stylizer", "gan") else 1
     return BYTES_PER_PIXEL[cfg.method] * cfg.size * cfg.size * batch
 
 
@@ -102,6 +104,21 @@ def _stylizer_run(value) -> None:
         raise UsageError(f"--model {exc}") from None
 
 
+def _gan_run(value) -> None:
+    """``--method gan`` needs ``--model``, a finished run of ``python -m tf_usaug.train wgan``
+    or ``stylegan2`` (checked without TensorFlow)."""
+    if value is None:
+        raise UsageError("--method gan needs --model RUN: the run folder of python -m "
+                         "tf_usaug.train wgan (or stylegan2) --data DIR --out RUN")
+    from ..errors import InputError
+    from ..models.gan.registry import check_gan_run
+
+    try:
+        check_gan_run(value)
+    except InputError as exc:
+        raise UsageError(f"--model {exc}") from None
+
+
 def check_config(cfg: AugmentConfig) -> None:
     """Every check that needs no input file and no model; raises :class:`UsageError`."""
     from .methods import relevance_weights
@@ -138,9 +155,11 @@ def check_config(cfg: AugmentConfig) -> None:
             _weights_file("--relevance-weights", cfg.relevance_weights)
     if cfg.method == "stylizer":
         _stylizer_run(cfg.model)
+    if cfg.method == "gan":
+        _gan_run(cfg.model)
     need, have = batch_memory_bytes(cfg), available_memory_bytes()
     if have is not None and need > have:
-        batch = cfg.batch_size if cfg.method in ("nst", "stylizer") else 1
+        batch = cfg.batch_size if cfg.method in ("nst", "stylizer", "gan") else 1
         raise UsageError(f"--size {cfg.size} needs about {need / 2**30:.1f} GiB for a batch of "
                          f"{batch} ({cfg.method}); "
                          f"{have / 2**30:.1f} GiB are available: use a smaller --size or "
@@ -184,6 +203,10 @@ def item_settings(cfg: AugmentConfig) -> dict:
                      relevance_preprocess=cfg.relevance_preprocess)
     if cfg.method == "stylizer":  # the network's bytes; the batch as for nst (rounding)
         s.update(model=_identity(cfg.model), batch_size=cfg.batch_size)
+    if cfg.method == "gan":  # the generators' bytes (not the run's logs); batch: rounding
+        from ..models.gan.registry import run_digest
+
+        s.update(model="sha256:" + run_digest(cfg.model), batch_size=cfg.batch_size)
     return s
 
 
