@@ -90,3 +90,11 @@ class BadInputsError(InputError):
     @property
     def details(self) -> list[str]:
         return [f"  {p}: {r}" for p, r in self.problems]
+
+
+def require_whole(name: str, value, minimum: int = 1) -> None:
+    """:class:`UsageError` naming option ``--name`` unless ``value`` is an int >= ``minimum``
+    (a bool is not a whole number here). The one check every config dataclass shares."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise UsageError(f"--{name.replace('_', '-')} must be a whole number >= {minimum}, "
+                         f"got {value!r}")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ..errors import UsageError
+from ..errors import require_whole as _whole
 
 
 class Arm(NamedTuple):
@@ -104,12 +105,6 @@ class BenefitConfig:
     overwrite: bool = False
     verbose: bool = False
     command: str | None = field(default=None, compare=False)
-
-
-def _whole(name: str, value, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise UsageError(f"--{name.replace('_', '-')} must be a whole number >= {minimum}, "
-                         f"got {value!r}")
 
 
 def parse_list(text: str, option: str) -> tuple[str, ...]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import BackboneError, UsageError
+from ...errors import require_whole as _positive_int
 
 #: Suffixes of a backbone weights file (Keras HDF5, e.g. ``resnet50_..._notop.h5``).
 WEIGHT_SUFFIXES = (".h5", ".hdf5")
@@ -156,12 +157,6 @@ class ClassifierConfig:
             learning_rate=float(self.learning_rate or d.learning_rate),
             data=Path(self.data), out=Path(self.out),
             augmented=tuple(Path(p) for p in self.augmented))
-
-
-def _positive_int(name: str, value, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise UsageError(f"--{name.replace('_', '-')} must be a whole number >= {minimum}, "
-                         f"got {value!r}")
 
 
 def check_config(cfg: ClassifierConfig) -> None:

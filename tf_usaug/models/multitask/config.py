@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import UsageError
+from ...errors import require_whole as _whole
 
 #: Four 2x2 max-poolings: the side must be a multiple of this.
 SIDE_MULTIPLE = 16
@@ -105,12 +106,6 @@ class MultitaskConfig:
             self, data=Path(self.data), out=Path(self.out),
             styles=None if self.styles is None else Path(self.styles),
             filters=tuple(int(f) for f in self.filters))
-
-
-def _whole(name: str, value, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise UsageError(f"--{name.replace('_', '-')} must be a whole number >= {minimum}, "
-                         f"got {value!r}")
 
 
 def _share(name: str, value, low_open: bool = False) -> None:

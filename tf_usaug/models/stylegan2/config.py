@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import UsageError
+from ...errors import require_whole as _whole
 from ..gan.data import check_fit, check_size
 
 AUGMENTS = ("ada", "diffaugment", "none")
@@ -176,12 +177,6 @@ def preset_config(name: str = "paper256", **overrides) -> StyleGAN2Config:
 def channels_at(resolution: int, channel_base: int, channel_max: int) -> int:
     """Feature maps at ``resolution`` (StyleGAN2-ADA: ``min(channel_base // res, max)``)."""
     return max(1, min(int(channel_base) // int(resolution), int(channel_max)))
-
-
-def _whole(name: str, value, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise UsageError(f"--{name.replace('_', '-')} must be a whole number >= {minimum}, "
-                         f"got {value!r}")
 
 
 def check_config(cfg: StyleGAN2Config) -> None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import BackboneError, UsageError
+from ...errors import require_whole as _whole
 
 #: The bundled demo phantoms: the training contents when no --content is given.
 DEMO_DATA = Path(__file__).resolve().parents[2] / "demo_data"
@@ -169,12 +170,6 @@ def feature_layers(backbone: str) -> tuple[str, ...]:
             names += [f"{p}_1_conv", f"{p}_1_bn", f"{p}_1_relu", f"{p}_2_conv", f"{p}_2_bn",
                       f"{p}_2_relu", f"{p}_3_conv", f"{p}_3_bn", f"{p}_add", f"{p}_out"]
     return tuple(names)
-
-
-def _whole(name: str, value, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise UsageError(f"--{name.replace('_', '-')} must be a whole number >= {minimum}, "
-                         f"got {value!r}")
 
 
 def check_config(cfg: StylizerConfig) -> None:

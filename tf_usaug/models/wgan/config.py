@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import UsageError
+from ...errors import require_whole as _whole
 from ..gan.data import check_fit
 
 #: Layers of the generator, critic and encoder (paper 003 sec. II-A).
@@ -113,12 +114,6 @@ class WganConfig:
         return dataclasses.replace(
             self, data=Path(self.data), out=Path(self.out),
             class_filter=None if self.class_filter is None else tuple(self.class_filter))
-
-
-def _whole(name: str, value, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise UsageError(f"--{name.replace('_', '-')} must be a whole number >= {minimum}, "
-                         f"got {value!r}")
 
 
 def check_config(cfg: WganConfig) -> None:
