@@ -173,10 +173,61 @@ def test_resume_reuses_finished_results_and_recomputes_a_missing_one(evaluation,
     assert "per_image 1 -> 2" in one_error_line(proc.returncode, proc.stderr)
 
 
+GAN_ARGS = [*ARGS[:ARGS.index("--arms")], "--folds", "2", "--size", "32", "--per-image", "1",
+            "--epochs", "1", "--threads", "2", "--seed", "1", "--arms", "gan", "--gan", "wgan",
+            "--gan-preset", "tiny", "--gan-steps", "2"]
+
+
+@pytest.fixture(scope="module")
+def gan_evaluation(data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("benefit_gan") / "report"
+    run_module("tf_usaug.evaluate", "benefit", "--data", data, "--out", out, *GAN_ARGS)
+    return out
+
+
+def test_gan_arm_trains_each_folds_gans_on_its_training_originals_only(gan_evaluation):
+    """``--arms gan``: per fold one tiny wgan per class on the fold's training originals; its
+    images are children of those originals with their labels."""
+    out = gan_evaluation
+    report = json.loads((out / "report.json").read_text())
+    assert list(report["arms"]) == ["none", "gan"]
+    assert report["arms"]["gan"] == {**report["arms"]["gan"], "gan": "wgan",
+                                     "gan_preset": "tiny", "gan_steps": 2}
+    assert 0 <= report["transplant"]["gan"]["label_preservation"]["mean"] <= 1
+    for fold in (0, 1):
+        train = set(report["plan"]["folds"][fold]["train"])
+        run = out / f"work/gan/fold{fold}"
+        info = json.loads((run / "gan.json").read_text())
+        assert info["per_class"] and sorted(info["runs"]) == ["benign", "malignant"]
+        for label in ("benign", "malignant"):
+            sub = json.loads((run / label / "gan.json").read_text())
+            assert sub["steps"] == 2 and sub["size"] == 32
+            assert sub["images"] == sum(k.startswith(label + "/") for k in train)
+        rows = [json.loads(line) for line in (out / f"work/aug/gan/fold{fold}/manifest.jsonl")
+                .read_text().splitlines()]
+        parents = {Path(r["parent"]).parent.name + "/" + Path(r["parent"]).stem for r in rows}
+        assert parents == train and len(rows) == len(train)  # no val or test original
+        assert all(r["label"] == Path(r["parent"]).parent.name for r in rows)
+
+
+@pytest.mark.slow
+def test_other_gan_settings_retrain_the_gans_and_keep_the_other_arms(gan_evaluation, data):
+    out = gan_evaluation
+    none = {p: p.read_bytes() for p in (out / "work/results/none").glob("*.json")}
+    args = [*GAN_ARGS[:-1], "3"]
+    proc = run_module("tf_usaug.evaluate", "benefit", "--data", data, "--out", out, *args)
+    assert "4 units (2 done, reused)" in proc.stderr and "==> gan fold 1/2" in proc.stderr
+    assert {p: p.read_bytes() for p in none} == none
+    sub = json.loads((out / "work/gan/fold0/benign/gan.json").read_text())
+    assert sub["steps"] == 3
+    assert json.loads((out / "report.json").read_text())["arms"]["gan"]["gan_steps"] == 3
+
+
 @pytest.mark.parametrize("change, message", [
     (("--train-device", "C"), "--train-device C: no such device"),
     (("--test-devices", "A,Z"), "--test-devices Z: no such device"),
     (("--arms", "none,magic"), "unknown arm 'magic'"),
+    (("--arms", "gan", "--gan-steps", "0"), "--gan-steps must be a whole number >= 1"),
     (("--folds", "9"), "--folds 9 is too many"),
     (("--folds", "1"), "--folds must be a whole number >= 2"),
     (("--test-devices", "A", "--arms", "nst"), "add one to --test-devices"),

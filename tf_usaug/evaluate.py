@@ -16,7 +16,8 @@ import sys
 from typing import Sequence
 
 from .cli import ArgumentParser, entry_point, non_empty_path
-from .evaluation.config import ARMS, BenefitConfig, parse_list
+from .evaluation.config import (ARMS, DEFAULT_ARMS, GAN_MODELS, GAN_PRESETS, BenefitConfig,
+                                parse_list)
 from .evaluation.gan import arguments as _gan
 from .models.classifier.config import BACKBONES
 
@@ -30,9 +31,9 @@ def _benefit_arguments(p: argparse.ArgumentParser) -> None:
     a("--train-device", required=True, help="device the classifiers are trained on (A)")
     a("--test-devices", help="comma-separated devices to test on (default: all); the "
                              "training device is tested in-domain, the others as unseen")
-    a("--arms", default=",".join(ARMS),
-      help=f"comma-separated training-set recipes from {', '.join(ARMS)} (default: all; "
-           "none is always trained)")
+    a("--arms", default=",".join(DEFAULT_ARMS),
+      help=f"comma-separated training-set recipes from {', '.join(ARMS)} (default: all but "
+           "gan; none is always trained)")
     a("--folds", type=int, default=5, help="stratified folds by source image (default 5)")
     a("--size", type=int, help="augmentation and classifier size (default: the backbone's)")
     a("--per-image", type=int, default=5, help="augmented images per original (default 5)")
@@ -43,6 +44,13 @@ def _benefit_arguments(p: argparse.ArgumentParser) -> None:
     a("--nst-weights", default="imagenet",
       help="NST feature extractor weights: imagenet (default), none or a .h5 file")
     a("--n-styles", type=int, default=3, help="style references per NST output (default 3)")
+    a("--gan", choices=GAN_MODELS, default="stylegan2",
+      help="the gan arm's model, one per class and fold (default stylegan2: ADA, paper 004)")
+    a("--gan-preset", choices=GAN_PRESETS, default="paper",
+      help="its network size: paper (default), cpu (the 2-core benchmarks'), tiny (tests)")
+    a("--gan-steps", type=int,
+      help="its training minibatches (default: the paper's length: wgan 95000, stylegan2 "
+           "25000 kimg)")
     a("--style-fraction", type=float, default=0.25,
       help="share of each unseen device held out as the NST style pool, never tested "
            "(default 0.25)")
@@ -61,6 +69,7 @@ def _benefit_config(args: argparse.Namespace, argv: Sequence[str]) -> BenefitCon
         else (), arms=parse_list(args.arms, "--arms"), folds=args.folds, size=args.size,
         per_image=args.per_image, iterations=args.iterations, epochs=args.epochs,
         backbone=args.backbone, nst_weights=args.nst_weights, n_styles=args.n_styles,
+        gan=args.gan, gan_preset=args.gan_preset, gan_steps=args.gan_steps,
         style_fraction=args.style_fraction, seed=args.seed, threads=args.threads,
         overwrite=args.overwrite, verbose=args.verbose,
         command=shlex.join(["python", "-m", "tf_usaug.evaluate", *argv]))
@@ -88,6 +97,13 @@ def _multitask_arguments(p: argparse.ArgumentParser) -> None:
     a("--maskaug-warmup", type=int, help="epochs before MaskAug (default epochs / 3)")
     a("--wct-steps", type=int, default=400, help="autoencoder training steps (default 400)")
     a("--test-fraction", type=float, default=0.2, help="share of A tested (default 0.2)")
+    a("--gan", choices=GAN_MODELS, default="stylegan2",
+      help="the gan arm's model, one per class and fold (default stylegan2: ADA, paper 004)")
+    a("--gan-preset", choices=GAN_PRESETS, default="paper",
+      help="its network size: paper (default), cpu (the 2-core benchmarks'), tiny (tests)")
+    a("--gan-steps", type=int,
+      help="its training minibatches (default: the paper's length: wgan 95000, stylegan2 "
+           "25000 kimg)")
     a("--style-fraction", type=float, default=0.25,
       help="share of each unseen device held out as references, never tested (0.25)")
     a("--threads", type=int, help="CPU threads")

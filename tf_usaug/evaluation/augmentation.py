@@ -7,7 +7,8 @@ of their outputs that each fold trains on.
   because the classifier sees whole frames: the children show what their parents show, with
   the parents' aspect ratio. NST takes its references from the style pool (unseen devices'
   held-out images); ``nst`` explains fold i's own originals-only classifier by LRP
-  (``relevance_model`` = that run folder), ``nst-no-lrp`` uses the plain content loss.
+  (``relevance_model`` = that run folder), ``nst-no-lrp`` uses the plain content loss;
+  ``gan`` samples fold i's per-class GAN (``model``, :mod:`.gan_arm`).
 * :func:`generate` runs the job (:func:`tf_usaug.pipeline.job.run`): resumable by itself
   (finished items are skipped), on this rank alone (:mod:`.library`).
 * :func:`fold_rows` / :func:`write_training_set` keep the rows whose parent is one of the
@@ -30,12 +31,14 @@ from .folds import Fold, Plan
 
 def augment_config(arm: Arm, cfg: BenefitConfig, *, size: int, threads: int, content: Path,
                    out: Path, styles: Path | None, cache: Path,
-                   relevance_model: Path | None = None) -> AugmentConfig:
-    """The augment job of ``arm`` (see the module docstring)."""
+                   relevance_model: Path | None = None,
+                   model: Path | None = None) -> AugmentConfig:
+    """The augment job of ``arm`` (see the module docstring); ``model``: the GAN run of
+    ``gan``."""
     nst = arm.method == "nst"
     return AugmentConfig(
         content=Path(content), styles=Path(styles) if nst and styles else None, out=Path(out),
-        method=arm.method, per_image=cfg.per_image, size=size, seed=cfg.seed,
+        method=arm.method, model=Path(model) if model else None, per_image=cfg.per_image, size=size, seed=cfg.seed,
         n_styles=cfg.n_styles, iterations=cfg.iterations, weights=cfg.nst_weights,
         relevance=bool(arm.relevance),
         relevance_model=str(relevance_model) if relevance_model else "resnet50",
@@ -45,10 +48,15 @@ def augment_config(arm: Arm, cfg: BenefitConfig, *, size: int, threads: int, con
 
 def check_arm(arm: Arm, cfg: BenefitConfig, size: int) -> None:
     """The augment job's own checks of ``arm``'s settings, before any work (the relevance
-    classifier does not exist yet: it is checked without it)."""
+    classifier and the GAN do not exist yet: the GAN's trainer checks its settings)."""
     from ..pipeline.settings import check_config
 
     if arm.method is None:
+        return
+    if arm.method == "gan":
+        from . import gan_arm
+
+        gan_arm.check(cfg, size)
         return
     probe = augment_config(arm._replace(relevance=False), cfg, size=size, threads=1,
                            content=Path("."), out=Path("."), styles=None, cache=Path("."))

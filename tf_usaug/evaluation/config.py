@@ -43,7 +43,15 @@ ARMS: dict[str, Arm] = {a.name: a for a in (
     Arm("srad", "srad", False, False, "SRAD multi-scale series (paper 002)"),
     Arm("nst", "nst", True, True, "NST with LRP-weighted content loss (paper 002, XAI)"),
     Arm("nst-no-lrp", "nst", False, False, "NST with a plain content loss (paper 002, no XAI)"),
+    Arm("gan", "gan", False, True,
+        "synthetic images of one GAN per class per fold (papers 003 / 004)"),
 )}
+
+#: ``--arms``' default: every arm but ``gan``, which trains a GAN per class and fold (opt in).
+DEFAULT_ARMS = tuple(a for a in ARMS if a != "gan")
+#: The GAN families of the ``gan`` arm and the sizes of their networks (docs/benefit.md).
+GAN_MODELS = ("stylegan2", "wgan")
+GAN_PRESETS = ("paper", "cpu", "tiny")
 
 #: The reference arms of the paired tests (when they are among the arms).
 REFERENCES = ("none", "traditional")
@@ -65,7 +73,7 @@ class BenefitConfig:
             (unseen scanner). Empty: every device.
         arms: training-set recipes (:data:`ARMS`); ``none`` is always trained, being the
             reference of the paired tests, the classifier of label preservation and the
-            relevance model of ``nst``.
+            relevance model of ``nst``. Default: every arm but ``gan`` (:data:`DEFAULT_ARMS`).
         folds: stratified k-fold of the training device's originals by source image (paper
             004 sec. 2.3; 5 folds).
         size: working size of the augmentation and input size of the classifier; None: the
@@ -76,6 +84,13 @@ class BenefitConfig:
         backbone: the classifier (``small`` CNN, ``resnet50``, ``efficientnetb2``).
         nst_weights: weights of the NST feature extractor (``imagenet``, ``none`` or a .h5).
         n_styles: style references per NST output (paper 002's multi-reference loss: 3).
+        gan: the ``gan`` arm's model: ``stylegan2`` (StyleGAN2 with ADA, paper 004) or
+            ``wgan`` (the improved alpha-WGAN-GP, paper 003); one per class, trained on each
+            fold's training originals only.
+        gan_preset: its network size: ``paper`` (the papers' widths), ``cpu`` (the small
+            networks the benchmarks on a 2-core machine use) or ``tiny`` (tests).
+        gan_steps: its training length in minibatches (None: the paper's: wgan 95k,
+            stylegan2 25000 kimg).
         style_fraction: the share of every unseen device held out as the NST style pool
             (stratified by class, seeded), never tested on. Held out whatever the arms, so
             every arm is tested on the same images.
@@ -90,7 +105,7 @@ class BenefitConfig:
     out: Path = Path("benefit_report")
     train_device: str | None = None
     test_devices: tuple[str, ...] = ()
-    arms: tuple[str, ...] = tuple(ARMS)
+    arms: tuple[str, ...] = DEFAULT_ARMS
     folds: int = 5
     size: int | None = None
     per_image: int = 5
@@ -99,6 +114,9 @@ class BenefitConfig:
     backbone: str = "small"
     nst_weights: str = "imagenet"
     n_styles: int = 3
+    gan: str = "stylegan2"
+    gan_preset: str = "paper"
+    gan_steps: int | None = None
     style_fraction: float = 0.25
     seed: int = 0
     threads: int | None = None
@@ -140,6 +158,13 @@ def check_config(cfg: BenefitConfig) -> None:
     for name in ("per_image", "iterations", "epochs", "n_styles"):
         _whole(name, getattr(cfg, name), 1)
     _whole("seed", cfg.seed, 0)
+    if cfg.gan not in GAN_MODELS:
+        raise UsageError(f"--gan {cfg.gan!r}: choose one of {', '.join(GAN_MODELS)}")
+    if cfg.gan_preset not in GAN_PRESETS:
+        raise UsageError(f"--gan-preset {cfg.gan_preset!r}: choose one of "
+                         f"{', '.join(GAN_PRESETS)}")
+    if cfg.gan_steps is not None:
+        _whole("gan_steps", cfg.gan_steps, 1)
     if cfg.size is not None:
         _whole("size", cfg.size, 32)
     if cfg.threads is not None:

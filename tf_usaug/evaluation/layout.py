@@ -10,6 +10,7 @@
     REPORT/work/aug/<arm>/                        an augmentation job shared by every fold
     REPORT/work/aug/<arm>/fold<i>/                ... or one per fold (nst: LRP of fold i's model)
     REPORT/work/aug/cache/                        relevance maps of every nst job
+    REPORT/work/gan/fold<i>/                      fold i's per-class GAN (gan arm)
     REPORT/work/sets/<arm>/fold<i>/manifest.jsonl the children fold i trains on
     REPORT/work/runs/<arm>/fold<i>/               classifier run folders
     REPORT/work/results/<arm>/fold<i>.json        one arm x fold, written last (= done)
@@ -62,6 +63,9 @@ class ReportDir:
     def augmented(self, arm: str, fold: int | None = None) -> Path:
         base = self.work / "aug" / arm
         return base if fold is None else base / f"fold{fold}"
+
+    def gan(self, fold: int) -> Path:
+        return self.work / "gan" / f"fold{fold}"
 
     @property
     def relevance_cache(self) -> Path:

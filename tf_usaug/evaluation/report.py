@@ -19,6 +19,7 @@ from ..files import atomic_write_bytes
 from ..report import html as H
 from . import plots
 from .config import ARMS, REFERENCES, BenefitConfig
+from .gan_arm import arm_settings
 from .folds import IN_DOMAIN, Plan
 from .layout import ReportDir
 from .statistics import METRIC_LABELS, METRICS, aggregate, power_note, summarize
@@ -101,7 +102,8 @@ def build_report(cfg: BenefitConfig, plan: Plan, devices, arms: Sequence[str],
         "positive_class": plan.class_names[-1] if binary else None,
         "plan": plan.as_dict(),
         "arms": {a: {"label": ARMS[a].label, "method": ARMS[a].method,
-                     "relevance": ARMS[a].relevance, "per_fold": ARMS[a].per_fold}
+                     "relevance": ARMS[a].relevance, "per_fold": ARMS[a].per_fold,
+                     **arm_settings(cfg, a)}
                  for a in arms},
         "metrics": agg["metrics"],
         "tests": agg["tests"],

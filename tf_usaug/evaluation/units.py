@@ -5,7 +5,8 @@
   Each original is augmented once; fold i later takes the children of its training originals
   only. Done = ``work/generated/<arm>.json`` with the evaluation's fingerprint.
 * ``<arm> fold i``: (``nst``: link fold i's training originals, run the augment job on them
-  with LRP of fold i's originals-only classifier) -> write the fold's training set (its
+  with LRP of fold i's originals-only classifier; ``gan``: train a GAN per class on them,
+  then run the augment job with it, :mod:`.gan_arm`) -> write the fold's training set (its
   training originals' children) -> train the classifier -> check its split -> measure ->
   ``work/results/<arm>/fold<i>.json``, written atomically and last: a rerun reuses it when its
   fingerprint matches, and continues the libraries' own resumable work otherwise (finished
@@ -25,7 +26,7 @@ from pathlib import Path
 from .. import log as _log
 from ..files import write_json
 from ..rundir import fingerprint
-from . import augmentation, measure, training
+from . import augmentation, gan_arm, measure, training
 from .config import ARMS, BenefitConfig
 from .devices import link_samples
 from .folds import IN_DOMAIN, Plan
@@ -63,10 +64,16 @@ class Unit:
 
 
 def _cost(setup: Setup, arm: str, per_fold_items: int) -> float:
-    """Rough seconds: NST iterations dominate generation, epochs x images training."""
+    """Rough seconds: NST iterations dominate generation, epochs x images training, GAN
+    steps x classes (at the paper's length when ``--gan-steps`` is not given)."""
     a = ARMS[arm]
     per = setup.cfg.per_image * (setup.cfg.iterations / 50 if a.method == "nst" else 0.1)
-    return per_fold_items * per * (setup.size / 64) ** 2
+    cost = per_fold_items * per * (setup.size / 64) ** 2
+    if a.method == "gan":
+        steps = setup.cfg.gan_steps or 95_000
+        side = gan_arm.gan_size(setup.size) / 64
+        cost += steps * 0.5 * len(setup.plan.class_names) * side ** 2
+    return cost
 
 
 def phases(setup: Setup) -> list[list[Unit]]:
@@ -93,7 +100,8 @@ def phases(setup: Setup) -> list[list[Unit]]:
 
 
 def result_fingerprint(setup: Setup, arm: str, fold: int) -> str:
-    return fingerprint({"evaluation": setup.fingerprint}, arm=arm, fold=fold)
+    own = gan_arm.arm_settings(setup.cfg, arm)
+    return fingerprint({"evaluation": setup.fingerprint, **own}, arm=arm, fold=fold)
 
 
 def read_result(setup: Setup, arm: str, fold: int) -> dict | None:
@@ -159,7 +167,7 @@ def _augment_config(setup: Setup, arm: str, fold: int | None):
     return augmentation.augment_config(
         a, setup.cfg, size=setup.size, threads=setup.threads, content=content,
         out=paths.augmented(arm, fold), styles=paths.styles, cache=paths.relevance_cache,
-        relevance_model=model)
+        relevance_model=model, model=paths.gan(fold) if a.method == "gan" else None)
 
 
 def _run_fold(setup: Setup, arm: str, index: int, t0: float) -> dict:
@@ -179,6 +187,14 @@ def _run_fold(setup: Setup, arm: str, index: int, t0: float) -> dict:
         folder = paths.augmented(arm, index if a.per_fold else None)
         if a.per_fold:
             link_samples([plan.samples[key] for key in fold.train], paths.content(index))
+            if a.method == "gan":  # the fold's GANs see its training originals only
+                t = time.perf_counter()
+                gan_arm.clear_stale(cfg, paths.gan(index), folder,
+                                    paths.training_set(arm, index), paths.run(arm, index))
+                gan_arm.train(cfg, gan_arm.gan_config(
+                    cfg, content=paths.content(index), out=paths.gan(index), size=setup.size,
+                    threads=setup.threads), setup.rank)
+                seconds["train_gan"] = round(time.perf_counter() - t, 3)
             t = time.perf_counter()
             augmentation.generate(_augment_config(setup, arm, index), cfg.verbose, setup.rank)
             seconds["generate"] = round(time.perf_counter() - t, 3)
