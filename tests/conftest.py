@@ -51,3 +51,55 @@ def horovodrun() -> str:
     if not (Path(exe).exists() or shutil.which(exe)):
         pytest.skip("horovodrun not installed (run `make install`)")
     return exe
+
+
+def one_error_line(rc: int, stderr: str) -> str:
+    """The ``error:`` line that ends a refused run (exit 2, no traceback)."""
+    assert rc == 2, stderr
+    assert "Traceback" not in stderr, stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert lines and lines[-1].startswith("error: "), stderr
+    return lines[-1]
+
+
+def kill_then_resume(cmd: list[str], counter: str, at_least: int, capsys, model_file: str,
+                     timeout: float = 180) -> tuple[dict, subprocess.CompletedProcess]:
+    """A trainer killed by SIGKILL mid-training, then resumed: the shared part of every
+    trainer's resume test.
+
+    Starts ``cmd`` (``python -m tf_usaug.train <trainer> ... --out RUN``), kills it once
+    ``RUN/checkpoints/state.json`` records ``counter`` (``step`` / ``epoch``) >= ``at_least``
+    (before ``RUN/<model_file>`` exists: mid-training), checks that a rerun without ``--resume`` is refused in one line (in this process, before
+    TensorFlow runs), then reruns with ``--resume`` and checks its resume line.
+
+    Returns:
+        The state the kill left and the resumed run's completed process.
+    """
+    import json
+    import signal
+    import time
+
+    from tf_usaug import train
+
+    out = Path(cmd[cmd.index("--out") + 1])
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = out / "checkpoints" / "state.json"
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            if state.is_file() and json.loads(state.read_text())[counter] >= at_least:
+                break
+        except ValueError:
+            pass
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL  # killed mid-training, not finished
+    stopped = json.loads(state.read_text())
+    assert not (out / model_file).exists()
+
+    rc = train.main(cmd[3:])  # without --resume: refused, before TensorFlow runs
+    line = one_error_line(rc, capsys.readouterr().err)
+    assert "holds a started run" in line and "--resume" in line
+    resumed = run_module("tf_usaug.train", *cmd[3:], "--resume")
+    assert f"==> resume: {out} after {counter} {stopped[counter]}" in resumed.stderr
+    return stopped, resumed

@@ -214,10 +214,14 @@ def test_two_ranks_produce_the_same_outputs_as_one(tmp_path, horovodrun, small_c
     one, two = tmp_path / "np1", tmp_path / "np2"
     args = nst_args(data, one, small_classifier)
     augment(*args, "--threads", "1")
-    hvd_augment(horovodrun, 2, *nst_args(data, two, small_classifier))
+    proc = hvd_augment(horovodrun, 2, *nst_args(data, two, small_classifier))
     a, b = outputs_of(one), outputs_of(two)
     assert a.keys() == b.keys() and len(a) >= 8
     assert a == b                                       # byte-identical, whatever the ranks
+    # a small job: one relevance child on the node computed the maps of both ranks
+    text = proc.stdout + proc.stderr
+    assert text.count("wrote 4 relevance maps") == 1 and "wrote 2 relevance maps" not in text
+    assert "one child per node for the job's 4" in text
     rows = read_manifest(two / "manifest.jsonl")
     assert {r["rank"] for r in rows} == {0, 1}
     summary = json.loads((two / "summary.json").read_text())

@@ -12,16 +12,14 @@ import json
 import os
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import REPO, run_module
+from conftest import REPO, kill_then_resume, run_module
 from tf_usaug import train
 from tf_usaug.data.datasets import discover, stratified_kfold
 from tf_usaug.data.image_io import read_image
@@ -200,22 +198,8 @@ def test_resume_after_kill_ends_with_the_uninterrupted_weights(cli_run, dataset,
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "tf_usaug.train", "classifier", "--data", str(data),
            "--augmented", str(aug), "--out", str(out), *RUN_ARGS]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    state = out / "checkpoints" / "state.json"
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        if state.is_file() and json.loads(state.read_text())["epoch"] >= 2:
-            break
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    assert proc.wait() == -signal.SIGKILL  # killed mid-training, not finished
-    stopped_at = json.loads(state.read_text())["epoch"]
-    assert 2 <= stopped_at < 8 and not (out / "model.keras").exists()
-
-    line = main_in_process(capsys, *cmd[3:])  # without --resume: refused, before TensorFlow
-    assert "holds a started run" in line and "--resume" in line
-    resumed = run_module("tf_usaug.train", *cmd[3:], "--resume")
-    assert f"==> resume: {out} after epoch {stopped_at}" in resumed.stderr
+    stopped, _ = kill_then_resume(cmd, "epoch", 2, capsys, "model.keras")
+    assert 2 <= stopped["epoch"] < 8
 
     ref_out, _ = cli_run
     ref = tf.keras.models.load_model(ref_out / "model.keras")

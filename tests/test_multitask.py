@@ -5,16 +5,14 @@ report (the full ablation CLI is a slow test)."""
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.conftest import DEMO, REPO, run_module
+from conftest import DEMO, REPO, kill_then_resume, run_module
 from tf_usaug import evaluate, train
 
 STYLES = DEMO / "benign"  # stands in for another source's references
@@ -79,23 +77,8 @@ def test_resume_after_kill_ends_with_the_uninterrupted_weights(cli_run, tmp_path
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "tf_usaug.train", "multitask", "--data", str(DEMO),
            "--styles", str(STYLES), "--out", str(out), *RUN_ARGS]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    state = out / "checkpoints" / "state.json"
-    deadline = time.time() + 180
-    while time.time() < deadline and proc.poll() is None:
-        if state.is_file() and json.loads(state.read_text())["epoch"] >= 2:
-            break
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    assert proc.wait() == -signal.SIGKILL
-    stopped_at = json.loads(state.read_text())["epoch"]
-    assert 2 <= stopped_at < 4 and not (out / "model.keras").exists()
-
-    rc = train.main(cmd[3:])  # without --resume: refused before TensorFlow runs
-    line = one_error_line(rc, capsys.readouterr().err)
-    assert "holds a started run" in line and "--resume" in line
-    resumed = run_module("tf_usaug.train", *cmd[3:], "--resume")
-    assert f"==> resume: {out} after epoch {stopped_at}" in resumed.stderr
+    stopped, _ = kill_then_resume(cmd, "epoch", 2, capsys, "model.keras")
+    assert 2 <= stopped["epoch"] < 4
 
     ref_out, _ = cli_run
     ref, got = load_multitask_run(ref_out).model, load_multitask_run(out).model

@@ -12,15 +12,13 @@ errors.
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 
-from conftest import DEMO, REPO, run_module
+from conftest import DEMO, REPO, kill_then_resume, one_error_line, run_module
 from tf_usaug import train
 
 tf = pytest.importorskip("tensorflow")
@@ -33,13 +31,6 @@ SIZE = 16
 RUN_ARGS = ("--preset", "tiny", "--size", str(SIZE), "--steps", "12", "--augment-p", "0.5",
             "--ada-kimg", "0.2", "--r1-interval", "4", "--seed", "3", "--threads", "1")
 
-
-def one_error_line(rc: int, stderr: str) -> str:
-    assert rc == 2, stderr
-    assert "Traceback" not in stderr, stderr
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert lines and lines[-1].startswith("error: "), stderr
-    return lines[-1]
 
 
 @pytest.fixture(scope="module")
@@ -251,28 +242,10 @@ def test_resume_after_kill_continues_with_identical_state(cli_run, tmp_path, cap
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "tf_usaug.train", "stylegan2", "--data", str(DEMO), "--out",
            str(out), *RUN_ARGS]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    state = out / "checkpoints" / "state.json"
-    deadline = time.time() + 180
-    while time.time() < deadline and proc.poll() is None:
-        try:
-            if state.is_file() and json.loads(state.read_text())["step"] >= 6:
-                break
-        except ValueError:
-            pass
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    assert proc.wait() == -signal.SIGKILL  # killed mid-training, not finished
-    stopped = json.loads(state.read_text())
-    assert 6 <= stopped["step"] < 12 and not (out / "generator.keras").exists()
+    stopped, _ = kill_then_resume(cmd, "step", 6, capsys, "generator.keras")
+    assert 6 <= stopped["step"] < 12
     assert stopped["kimg"] == pytest.approx(stopped["step"] * 4 / 1000)
     assert stopped["extras"]["ada_p"] != 0.5  # p has moved: resume must not restart it
-
-    rc = train.main(cmd[3:])  # without --resume: refused, before TensorFlow runs
-    line = one_error_line(rc, capsys.readouterr().err)
-    assert "holds a started run" in line and "--resume" in line
-    resumed = run_module("tf_usaug.train", *cmd[3:], "--resume")
-    assert f"==> resume: {out} after step {stopped['step']}" in resumed.stderr
 
     from tf_usaug.models.stylegan2.run_files import load_generator
 

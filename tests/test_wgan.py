@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import DEMO, REPO, run_module
+from conftest import DEMO, REPO, kill_then_resume, one_error_line, run_module
 from tf_usaug import train
 
 SIZE = 16
@@ -47,13 +45,6 @@ def cli_run(tmp_path_factory):
     proc = run_module("tf_usaug.train", "wgan", "--data", DEMO, "--out", out, *RUN_ARGS)
     return out, proc
 
-
-def one_error_line(rc: int, stderr: str) -> str:
-    assert rc == 2, stderr
-    assert "Traceback" not in stderr, stderr
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert lines and lines[-1].startswith("error: "), stderr
-    return lines[-1]
 
 
 def checkpoint_values(run: Path) -> dict:
@@ -268,23 +259,8 @@ def test_resume_after_kill_ends_with_the_uninterrupted_state(cli_run, tmp_path, 
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "tf_usaug.train", "wgan", "--data", str(DEMO), "--out",
            str(out), *RUN_ARGS]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    state = out / "checkpoints" / "state.json"
-    deadline = time.time() + 180
-    while time.time() < deadline and proc.poll() is None:
-        if state.is_file() and json.loads(state.read_text())["step"] >= 8:
-            break
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    assert proc.wait() == -signal.SIGKILL  # killed mid-training, not finished
-    stopped_at = json.loads(state.read_text())["step"]
-    assert 8 <= stopped_at < 60 and not (out / "generator.keras").exists()
-
-    rc = train.main(cmd[3:])  # without --resume: refused, before TensorFlow runs
-    line = one_error_line(rc, capsys.readouterr().err)
-    assert "holds a started run" in line and "--resume" in line
-    resumed = run_module("tf_usaug.train", *cmd[3:], "--resume")
-    assert f"==> resume: {out} after step {stopped_at}" in resumed.stderr
+    stopped, _ = kill_then_resume(cmd, "step", 8, capsys, "generator.keras")
+    assert 8 <= stopped["step"] < 60
 
     ref_out, _ = cli_run
     ref, got = checkpoint_values(ref_out), checkpoint_values(out)

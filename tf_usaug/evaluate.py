@@ -97,13 +97,6 @@ def _multitask_arguments(p: argparse.ArgumentParser) -> None:
     a("--maskaug-warmup", type=int, help="epochs before MaskAug (default epochs / 3)")
     a("--wct-steps", type=int, default=400, help="autoencoder training steps (default 400)")
     a("--test-fraction", type=float, default=0.2, help="share of A tested (default 0.2)")
-    a("--gan", choices=GAN_MODELS, default="stylegan2",
-      help="the gan arm's model, one per class and fold (default stylegan2: ADA, paper 004)")
-    a("--gan-preset", choices=GAN_PRESETS, default="paper",
-      help="its network size: paper (default), cpu (the 2-core benchmarks'), tiny (tests)")
-    a("--gan-steps", type=int,
-      help="its training minibatches (default: the paper's length: wgan 95000, stylegan2 "
-           "25000 kimg)")
     a("--style-fraction", type=float, default=0.25,
       help="share of each unseen device held out as references, never tested (0.25)")
     a("--threads", type=int, help="CPU threads")

@@ -31,6 +31,7 @@ from ..rundir import RunDir, fingerprint
 from .config import AugmentConfig
 from .inputs import validate_inputs
 from .methods import METHOD_CLASSES
+from .relevance_stage import NodeWork
 from .outputs import OutputDir
 from .plan import (WorkItem, check_gan_labels, check_paths, make_batches, plan_items,
                    style_pool)
@@ -145,7 +146,7 @@ def run(cfg: AugmentConfig) -> dict:
 
         try:
             # Prepare the method (relevance stage, models, tracing): start-up, timed apart.
-            method = METHOD_CLASSES[cfg.method](cfg, out)
+            method = METHOD_CLASSES[cfg.method](cfg, out, NodeWork(pending, ctx.local_size))
             t_prepare = time.perf_counter()
             method.prepare(mine)
             prepare_seconds = time.perf_counter() - t_prepare

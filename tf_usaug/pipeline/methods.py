@@ -13,6 +13,7 @@ from .config import AugmentConfig
 from .inputs import InputPreparer, Prepared
 from .outputs import OutputDir
 from .plan import WorkItem
+from .relevance_stage import NodeWork
 
 #: What a method returns per item: output image and mask in the working square, record extras.
 #: The job cuts both out of the square with the item's :class:`Prepared` placement.
@@ -24,8 +25,11 @@ class Method:
 
     name = ""
 
-    def __init__(self, cfg: AugmentConfig, out: OutputDir):
+    def __init__(self, cfg: AugmentConfig, out: OutputDir, node: NodeWork | None = None):
+        """``node``: every rank's pending batches and this node's rank count (the NST
+        method's relevance stage shares one child per node on small jobs)."""
         self.cfg, self.out = cfg, out
+        self.node = node or NodeWork(())
         self.inputs = InputPreparer(cfg.size, cfg.crop, cfg.fit)
 
     def prepare(self, batches: Sequence[Sequence[WorkItem]]) -> None:
@@ -135,8 +139,8 @@ class NSTMethod(Method):
 
     name = "nst"
 
-    def __init__(self, cfg, out):
-        super().__init__(cfg, out)
+    def __init__(self, cfg, out, node=None):
+        super().__init__(cfg, out, node)
         self._relevance_paths: dict[Path, Path] = {}
         self.stylizer = None
 
@@ -152,6 +156,7 @@ class NSTMethod(Method):
         log = _log.get()
         if self.cfg.relevance and batches:
             from ..xai.relevance import ensure_relevance
+            from .relevance_stage import cache_lock, maps_to_ask
 
             samples = {it.sample.image: it.sample for b in batches for it in b}
             cache = Path(self.cfg.cache or self.out.root / "cache")
@@ -163,13 +168,22 @@ class NSTMethod(Method):
             # the classifier explains what the NST sees: the region in the working square
             views = {path: self._working_view(sample, cache)
                      for path, sample in sorted(samples.items())}
+            # a small job asks for every rank's maps: one child per node (relevance_stage)
+            job = {it.sample.image: it.sample for b in self.node.batches for it in b}
+            ask, shared = maps_to_ask(
+                views.values(), [views.get(p) or self._working_view(s, cache)
+                                 for p, s in sorted(job.items())], self.node.local_size)
             log.info("==> relevance maps (%s on %s) for %d content images, beside the "
-                     "stylizer's start-up", rcfg.rule, rcfg.model, len(samples))
+                     "stylizer's start-up%s", rcfg.rule, rcfg.model, len(samples),
+                     f" (one child per node for the job's {len(ask)})" if shared else "")
+
+            def stage():
+                with cache_lock(cache, shared):
+                    return ensure_relevance(ask, rcfg, cache, verbose=self.cfg.verbose)
+
             # start-up overlaps: the relevance child process works while this process builds
             # and traces the stylizer (issue 12; docs/performance.md)
-            relevance = in_background(lambda: ensure_relevance(
-                sorted(set(views.values())), rcfg, cache, verbose=self.cfg.verbose),
-                name="relevance")
+            relevance = in_background(stage, name="relevance")
         else:
             relevance = views = None
         with _log.Stage(f"building the {self.cfg.backbone} stylizer (weights: {self.cfg.weights})",
@@ -266,8 +280,8 @@ class StylizerMethod(Method):
 
     name = "stylizer"
 
-    def __init__(self, cfg, out):
-        super().__init__(cfg, out)
+    def __init__(self, cfg, out, node=None):
+        super().__init__(cfg, out, node)
         self.stylizer = None
 
     def prepare(self, batches):
@@ -332,8 +346,8 @@ class GanMethod(Method):
 
     name = "gan"
 
-    def __init__(self, cfg, out):
-        super().__init__(cfg, out)
+    def __init__(self, cfg, out, node=None):
+        super().__init__(cfg, out, node)
         self.inputs = _NoContentPixels(cfg.size)
         self.gan = None
 

@@ -180,3 +180,40 @@ def read_info(run_dir: str | Path) -> GanInfo | None:
     if not path.is_file():
         return None
     return GanInfo.from_json(json.loads(path.read_text()))
+
+
+# ----------------------------------------------------------------------------- start-up
+
+
+def start_ranks(rundir, cfg, job: str, settings: dict, held, total: float,
+                unit: str = "steps", ctx=None):
+    """The start-up both GAN loops share: rank 0 takes the run folder before TensorFlow
+    starts (:func:`take_gan_run_dir`), the ranks start (GPU pinning, CPU threads; TensorFlow
+    quiet unless verbose) and every rank gets rank 0's verdict.
+
+    Returns:
+        ``(ctx, log, state, stored, note)``: the context, the job's logger, the state to
+        resume from (None: start), the stored metrics of a finished run, a line to log.
+    """
+    from ... import log as _log
+    from ...cli import rank_from_env
+
+    verdict = (take_gan_run_dir(rundir, cfg, job, settings, held, total, unit)
+               if rank_from_env() == 0 else None)
+    ctx = ctx or run_common.init_context(cfg.threads)
+    log = _log.setup(cfg.verbose, ctx.rank)
+    state, stored, note = ctx.allgather_object(verdict)[0]  # Horovod: rank 0's verdict
+    return ctx, log, state, stored, note
+
+
+def rank_batch(batch_size: int, ctx) -> tuple[int, slice]:
+    """``(per-rank batch, this rank's slice of a global batch)``; UsageError unless the
+    global ``--batch-size`` splits evenly over the ranks."""
+    from ... import distributed as dist
+    from ...errors import UsageError
+
+    if batch_size % ctx.size:
+        raise UsageError(f"--batch-size {batch_size} is the global batch: it must be a "
+                         f"multiple of the {ctx.size} ranks")
+    per_rank = dist.per_rank_batch_size(batch_size, ctx)
+    return per_rank, slice(ctx.rank * per_rank, (ctx.rank + 1) * per_rank)

@@ -36,16 +36,13 @@ from pathlib import Path
 import numpy as np
 
 from ... import distributed as dist
-from ... import log as _log
-from ...cli import rank_from_env
-from ...errors import UsageError
 from ...rundir import RunDir
 from ..gan import run_files as gan_files
 from ..gan.checkpoint import GanCheckpoint, TrainingState
 from ..gan.data import batch_indices, load_gan_data
 from ..gan.grids import fixed_latents, grid_labels, save_grid
 from ..gan.per_class import train_per_class
-from ..run_common import init_context, op_determinism
+from ..run_common import op_determinism
 from .augment import ada_update
 from .config import StyleGAN2Config
 from .run_files import JOB, MODEL_TYPE, gan_info, noise_seed_pairs
@@ -93,14 +90,10 @@ def train_stylegan2(cfg: StyleGAN2Config, ctx=None):
     with contextlib.ExitStack() as held:
         # Take the run folder (rank 0, before TensorFlow starts): lock, settings, then resume
         # or start over.
-        settings = gan_files.run_settings(cfg, data.fingerprint())
-        verdict = (gan_files.take_gan_run_dir(rundir, cfg, JOB, settings, held, total, "steps")
-                   if rank_from_env() == 0 else None)
-
         # Start the ranks: GPU pinning, CPU threads; TensorFlow quiet unless verbose.
-        ctx = ctx or init_context(cfg.threads)
-        log = _log.setup(cfg.verbose, ctx.rank)
-        state, stored, note = ctx.allgather_object(verdict)[0]  # Horovod: rank 0's verdict
+        ctx, log, state, stored, note = gan_files.start_ranks(
+            rundir, cfg, JOB, gan_files.run_settings(cfg, data.fingerprint()), held, total,
+            "steps", ctx)
         log.info("==> data: %d images from %s%s, %d px, grey in [-1, 1]", len(data), cfg.data,
                  f" ({', '.join(cfg.class_filter)})" if cfg.class_filter else
                  (f", {c_dim} classes" if c_dim else ""), cfg.size)
@@ -110,11 +103,7 @@ def train_stylegan2(cfg: StyleGAN2Config, ctx=None):
             return StyleGAN2Result(cfg.out, stored, state.step, state.step,
                                    time.perf_counter() - t_start, cfg.z_dim)
         resumed_from = state.step if state else 0
-        if cfg.batch_size % ctx.size:
-            raise UsageError(f"--batch-size {cfg.batch_size} is the global batch: it must be "
-                             f"a multiple of the {ctx.size} ranks")
-        per_rank = dist.per_rank_batch_size(cfg.batch_size, ctx)
-        mine = slice(ctx.rank * per_rank, (ctx.rank + 1) * per_rank)
+        per_rank, mine = gan_files.rank_batch(cfg.batch_size, ctx)
 
         # Construct networks, optimisers, the EMA generator and the random generator
         # (deterministic ops: exact resumes).

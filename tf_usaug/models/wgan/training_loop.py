@@ -23,15 +23,12 @@ from pathlib import Path
 import numpy as np
 
 from ... import distributed as dist
-from ... import log as _log
-from ...cli import rank_from_env
-from ...errors import UsageError
 from ...rundir import RunDir
 from ..gan import grids
 from ..gan import run_files as gan_files
 from ..gan.checkpoint import GanCheckpoint, TrainingState
 from ..gan.data import batch_indices, data_classes, load_gan_data, to_unit
-from ..run_common import init_context, op_determinism
+from ..run_common import op_determinism
 from .config import WganConfig
 
 JOB = "train-wgan"
@@ -83,14 +80,10 @@ def train_wgan(cfg: WganConfig, ctx=None):
     with contextlib.ExitStack() as held:
         # Take the run folder (rank 0, before TensorFlow starts): lock, settings, then resume
         # or start over.
-        verdict = (gan_files.take_gan_run_dir(
-            rundir, cfg, JOB, gan_files.run_settings(cfg, data.fingerprint()), held,
-            cfg.steps) if rank_from_env() == 0 else None)
-
         # Start the ranks: GPU pinning, CPU threads; TensorFlow quiet unless verbose.
-        ctx = ctx or init_context(cfg.threads)
-        log = _log.setup(cfg.verbose, ctx.rank)
-        state, stored, note = ctx.allgather_object(verdict)[0]  # Horovod: rank 0's verdict
+        ctx, log, state, stored, note = gan_files.start_ranks(
+            rundir, cfg, JOB, gan_files.run_settings(cfg, data.fingerprint()), held, cfg.steps,
+            "steps", ctx)
         log.info("==> data: %d images from %s (%s), %d px, %s", len(data), cfg.data,
                  ", ".join(f"{c or 'unlabelled'} {n}" for c, n in data.counts().items()),
                  cfg.size, "conditional" if n_classes else "unconditional")
@@ -100,11 +93,7 @@ def train_wgan(cfg: WganConfig, ctx=None):
             return WganResult(cfg.out, stored, state.step, state.step,
                               time.perf_counter() - t_start, cfg.z_dim)
         resumed_from = state.step if state else 0
-        if cfg.batch_size % ctx.size:
-            raise UsageError(f"--batch-size {cfg.batch_size} is the global batch: it must be "
-                             f"a multiple of the {ctx.size} ranks")
-        per_rank = dist.per_rank_batch_size(cfg.batch_size, ctx)
-        mine = slice(ctx.rank * per_rank, (ctx.rank + 1) * per_rank)
+        per_rank, mine = gan_files.rank_batch(cfg.batch_size, ctx)
 
         # Construct the networks, their optimisers and the random generator (deterministic
         # ops: exact resumes).
