@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import run_module
+from conftest import REPO, run_module
 from tf_usaug.xai import relevance as rel
 from tf_usaug.xai import lrp
 from tf_usaug.xai import relevance as rel
@@ -503,3 +503,59 @@ def test_cli_rejects_a_classifier_with_preprocessing_inside(workdir, images):
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and "with_lambda.h5" in errors[0] and "Lambda" in errors[0]
     assert "Traceback" not in proc.stderr
+
+
+def test_cli_binds_to_the_cpus_it_is_given_and_refuses_unknown_ones(workdir, images):
+    """``--cpus``: the job's one relevance child per node runs on all of the node's ranks'
+    CPUs (tf_usaug.pipeline.relevance_stage); checked before any model is built."""
+    import os
+
+    proc = run_module("tf_usaug.relevance", "--cache", workdir / "cache-cpus", "--model",
+                      workdir / "no_such_model.h5", "--cpus", "0", "--verbose", images[0],
+                      check=False)
+    assert "bound to CPUs 0" in proc.stderr and proc.returncode == 2  # then the model's error
+    count = os.cpu_count()
+    proc = run_module("tf_usaug.relevance", "--cache", workdir / "cache-cpus", "--cpus",
+                      f"0,{count}", images[0], check=False)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 2 and errors == [
+        f"error: --cpus 0,{count}: this machine has CPUs 0-{count - 1}"], proc.stderr
+
+
+def test_the_child_stops_when_its_job_dies(workdir, images, tmp_path):
+    """A job that dies (kill -9, a failed model build) leaves no relevance child behind."""
+    import os
+    import signal
+    import time
+
+    cache = tmp_path / "orphan-cache"
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import os, subprocess, sys, time\n"
+        f"subprocess.Popen([sys.executable, '-m', 'tf_usaug.relevance', '--cache', {str(cache)!r},"
+        f" '--weights', 'none', '--size', '32', '--parent-pid', str(os.getpid()),"
+        f" {str(images[0])!r}])\n"
+        "time.sleep(600)\n")
+    parent = subprocess.Popen([sys.executable, str(script)], cwd=REPO)
+
+    def children():
+        found = []
+        for proc in Path("/proc").iterdir():
+            try:
+                cmd = (proc / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if proc.name.isdigit() and b"tf_usaug.relevance" in cmd and str(cache).encode() in cmd:
+                found.append(int(proc.name))
+        return found
+
+    deadline = time.time() + 60
+    while not children() and time.time() < deadline:
+        time.sleep(0.05)
+    assert children(), "the child never started"
+    os.kill(parent.pid, signal.SIGKILL)  # the child then needs > 5 s more to finish alone
+    parent.wait()
+    deadline = time.time() + 4
+    while children() and time.time() < deadline:
+        time.sleep(0.1)
+    assert not children()

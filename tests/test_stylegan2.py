@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -335,6 +336,22 @@ def test_conditional_and_per_class_runs_sample_by_label(tmp_path):
     for name in ("benign", "malignant"):
         sub = json.loads((tmp_path / "pc" / name / "gan.json").read_text())
         assert sub["class_filter"] == [name] and sub["images"] == 16
+    # both label the demo contents through augment --method gan, as the library samples them
+    from tf_usaug.data.image_io import read_image
+
+    for run in ("pc", "cond"):
+        out = tmp_path / f"aug-{run}"
+        run_module("tf_usaug.augment", "--content", DEMO, "--out", out, "--method", "gan",
+                   "--model", tmp_path / run, "--size", str(SIZE), "--per-image", "1",
+                   "--no-srad", "--no-progress", "--threads", "1")
+        rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+        assert len(rows) == 32 and {r["params"]["model_type"] for r in rows} == {"stylegan2"}
+        assert all(r["label"] == Path(r["content"]).parent.name for r in rows)
+        for row in (rows[0], rows[-1]):
+            want = generate(load_gan_run(tmp_path / run), 1, seed=[row["seed"]],
+                            label=row["label"])[0]
+            np.testing.assert_allclose(read_image(out / row["output"])[0], want,
+                                       atol=1.01 / 255)
 
 
 @pytest.mark.hvd

@@ -7,6 +7,7 @@ Started by :func:`tf_usaug.xai.relevance.ensure_relevance`; also usable by hand:
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -43,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     a("--no-fold-bn", dest="fold_bn", action="store_false", help="keep BatchNormalization")
     a("--batch-size", type=int, default=d.batch_size, help="images per analyze call")
     a("--threads", type=int, help="TensorFlow CPU threads")
+    a("--parent-pid", type=int, help="exit when this process (the job) is gone")
+    a("--cpus", help="bind to these CPUs, comma-separated (the job's one child per node runs "
+                     "on every CPU of the node's ranks)")
     a("--no-progress", dest="progress", action="store_false", help="no progress bar")
     a("--keras-constant-evaluation", dest="fast_build", action="store_false",
       help="build the analyzer as Keras does by default (same maps; minutes slower)")
@@ -57,6 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     _log.setup(args.verbose)
     if not args.verbose:  # Keras v1 graph-mode deprecation chatter
         warnings.filterwarnings("ignore", category=UserWarning, module=r"keras(\.|$)")
+    _exit_with_parent(args.parent_pid)
+    if args.cpus:
+        _bind(args.cpus)
     images = [*args.images, *(read_list(args.list) if args.list else [])]
     if not images:
         raise RelevanceError("no images given (IMAGE... or --list FILE)")
@@ -67,6 +74,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     compute_relevance(images, cfg, args.cache, threads=args.threads, progress=args.progress,
                       fast_build=args.fast_build)
     return 0
+
+
+def _exit_with_parent(parent: int | None, poll_seconds: float = 0.5) -> None:
+    """``--parent-pid PID``: stop when the job that started this process has gone (it failed,
+    was killed or interrupted); a daemon thread watches the parent's PID. Without it a job
+    whose stylizer build fails would leave this child computing maps nobody waits for."""
+    import threading
+    import time
+
+    if not parent:
+        return
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(poll_seconds)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def _bind(text: str) -> None:
+    """``--cpus 0,1``: bind this process (before TensorFlow starts its threads)."""
+    try:
+        cpus = {int(c) for c in text.split(",") if c.strip()}
+    except ValueError:
+        raise RelevanceError(f"--cpus {text!r}: give CPU numbers, comma-separated") from None
+    if cpus and hasattr(os, "sched_setaffinity"):
+        from .distributed.context import bind_process
+
+        count = os.cpu_count() or 1
+        if not cpus <= set(range(count)):
+            raise RelevanceError(f"--cpus {text}: this machine has CPUs 0-{count - 1}")
+        bind_process(sorted(cpus))
+        _log.get().debug("bound to CPUs %s", ",".join(map(str, sorted(os.sched_getaffinity(0)))))
 
 
 if __name__ == "__main__":

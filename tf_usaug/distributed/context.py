@@ -40,6 +40,7 @@ class Context:
     local_size: int = 1
     hvd: Any = field(default=None, repr=False)
     cpus: list[int] | None = None  # the CPUs this process is bound to (None: not bound)
+    node_cpus: list[int] | None = None  # those it could use before binding (when bound)
 
     @property
     def is_root(self) -> bool:
@@ -120,13 +121,18 @@ def pin_cpus(local_rank: int, local_size: int, threads: int) -> list[int] | None
     if local_size < 2 or threads < 1 or local_size * threads > len(allowed):
         return None
     cpus = allowed[local_rank * threads:(local_rank + 1) * threads]
+    bind_process(cpus)
+    return cpus
+
+
+def bind_process(cpus: Sequence[int]) -> None:
+    """Bind this process, every thread it has and those it starts later, to ``cpus``."""
     tasks = Path("/proc/self/task")
     for tid in ([int(t) for t in os.listdir(tasks)] if tasks.is_dir() else [0]):
         try:
             os.sched_setaffinity(tid, cpus)
         except OSError:  # a thread that ended meanwhile
             pass
-    return cpus
 
 
 def init(threads: int | None = None, use_horovod: bool | None = None,
@@ -159,7 +165,9 @@ def init(threads: int | None = None, use_horovod: bool | None = None,
         ctx = Context(hvd.rank(), hvd.size(), hvd.local_rank(), hvd.local_size(), hvd)
     pin_gpu(ctx.local_rank)
     threads = threads if threads else default_threads(ctx.local_size)
+    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     ctx.cpus = pin_cpus(ctx.local_rank, ctx.local_size, threads)
+    ctx.node_cpus = allowed if ctx.cpus is not None else None
     configure_threads(threads)
     return ctx
 

@@ -146,7 +146,8 @@ def run(cfg: AugmentConfig) -> dict:
 
         try:
             # Prepare the method (relevance stage, models, tracing): start-up, timed apart.
-            method = METHOD_CLASSES[cfg.method](cfg, out, NodeWork(pending, ctx.local_size))
+            method = METHOD_CLASSES[cfg.method](cfg, out, NodeWork(pending, ctx.local_size,
+                                                                  ctx.node_cpus))
             t_prepare = time.perf_counter()
             method.prepare(mine)
             prepare_seconds = time.perf_counter() - t_prepare

@@ -156,7 +156,7 @@ class NSTMethod(Method):
         log = _log.get()
         if self.cfg.relevance and batches:
             from ..xai.relevance import ensure_relevance
-            from .relevance_stage import cache_lock, maps_to_ask
+            from .relevance_stage import cache_lock, share_relevance
 
             samples = {it.sample.image: it.sample for b in batches for it in b}
             cache = Path(self.cfg.cache or self.out.root / "cache")
@@ -170,16 +170,20 @@ class NSTMethod(Method):
                      for path, sample in sorted(samples.items())}
             # a small job asks for every rank's maps: one child per node (relevance_stage)
             job = {it.sample.image: it.sample for b in self.node.batches for it in b}
-            ask, shared = maps_to_ask(
-                views.values(), [views.get(p) or self._working_view(s, cache)
-                                 for p, s in sorted(job.items())], self.node.local_size)
+            shared = share_relevance(len(job | samples), self.node.local_size)
+            ask = sorted({*views.values(), *(self._working_view(s, cache)
+                                              for p, s in sorted(job.items())
+                                              if shared and p not in views)})
             log.info("==> relevance maps (%s on %s) for %d content images, beside the "
                      "stylizer's start-up%s", rcfg.rule, rcfg.model, len(samples),
                      f" (one child per node for the job's {len(ask)})" if shared else "")
 
+            cpus = self.node.cpus if shared else None
+
             def stage():
                 with cache_lock(cache, shared):
-                    return ensure_relevance(ask, rcfg, cache, verbose=self.cfg.verbose)
+                    return ensure_relevance(ask, rcfg, cache, verbose=self.cfg.verbose,
+                                            threads=len(cpus) if cpus else None, cpus=cpus)
 
             # start-up overlaps: the relevance child process works while this process builds
             # and traces the stylizer (issue 12; docs/performance.md)

@@ -9,7 +9,7 @@ core. With one child per rank, a small job on a node whose ranks share its cores
 fixed cost once per rank, while the ranks' own start-up competes for the same cores: the
 job's start-up grows with the rank count (issue 12, docs/performance.md).
 
-So (:func:`maps_to_ask`): when the job needs at most :data:`SHARED_MAX` maps and the node runs
+So (:func:`share_relevance`): when the job needs at most :data:`SHARED_MAX` maps and the node runs
 several ranks, every rank asks for EVERY map of the job, under one lock file in the cache
 (:func:`cache_lock`). The first rank to take the lock runs one child for all of them; the
 others then find them cached and start no child (:func:`~tf_usaug.xai.relevance.ensure_relevance`
@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 from pathlib import Path
-from typing import Iterable, NamedTuple, Sequence
+from typing import NamedTuple, Sequence
 
 #: A job with at most this many maps runs one relevance child per node (see the module
 #: docstring): about the maps one child computes in the time of its own fixed cost.
@@ -33,21 +33,20 @@ LOCK_NAME = ".relevance.lock"
 
 
 class NodeWork(NamedTuple):
-    """What the job knows beyond a rank's own batches: every rank's pending batches and the
-    number of ranks on this node."""
+    """What the job knows beyond a rank's own batches: every rank's pending batches, the
+    number of ranks on this node and, when the ranks are bound to CPUs of their own, every
+    CPU the node's ranks hold together (the one child per node runs on all of them, with as
+    many threads, instead of on its rank's share)."""
 
     batches: Sequence[Sequence]
     local_size: int = 1
+    cpus: Sequence[int] | None = None
 
 
-def maps_to_ask(mine: Iterable[Path], everyone: Iterable[Path],
-                local_size: int) -> tuple[list[Path], bool]:
-    """``(images, shared)``: the job's images under the lock when ``shared``, else this
-    rank's own."""
-    everyone = sorted(set(everyone))
-    if local_size > 1 and len(everyone) <= SHARED_MAX:
-        return everyone, True
-    return sorted(set(mine)), False
+def share_relevance(job_images: int, local_size: int) -> bool:
+    """One child per node computes every rank's maps: a job of at most :data:`SHARED_MAX`
+    content images with several ranks on the node (else each rank computes its own)."""
+    return local_size > 1 and job_images <= SHARED_MAX
 
 
 @contextlib.contextmanager

@@ -43,7 +43,7 @@ import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -242,7 +242,8 @@ def load_relevance(path: str | Path) -> np.ndarray:
 
 def ensure_relevance(image_paths: Iterable[str | Path], cfg: RelevanceConfig,
                      cache_dir: str | Path, verbose: bool = False,
-                     threads: int | None = None) -> dict[Path, Path]:
+                     threads: int | None = None,
+                     cpus: Sequence[int] | None = None) -> dict[Path, Path]:
     """Make sure every image has a cached relevance map; return ``{image path: .npy path}``.
 
     Runs ``python -m tf_usaug.relevance`` (eager disabled, iNNvestigate) in a child process
@@ -255,6 +256,7 @@ def ensure_relevance(image_paths: Iterable[str | Path], cfg: RelevanceConfig,
         cache_dir: folder of ``<key>.npy`` maps (created; shareable between runs and ranks).
         verbose: let the child print TensorFlow's logs and per-stage timings.
         threads: TensorFlow CPU threads for the child (default: TensorFlow's choice).
+        cpus: bind the child to these CPUs (default: it inherits this process's binding).
 
     Raises:
         RelevanceError: the child stopped on bad input or configuration (a corrupt image, an
@@ -270,11 +272,13 @@ def ensure_relevance(image_paths: Iterable[str | Path], cfg: RelevanceConfig,
     cache_dir.mkdir(parents=True, exist_ok=True)
     # the list goes through the child's stdin: no temporary file to leave behind on a kill
     cmd = [sys.executable, "-m", "tf_usaug.relevance", "--cache", str(cache_dir),
-           *cfg.cli_args(), "--list", "-"]
+           *cfg.cli_args(), "--list", "-", "--parent-pid", str(os.getpid())]
     if verbose:
         cmd.append("--verbose")
     if threads:
         cmd += ["--threads", str(int(threads))]
+    if cpus:
+        cmd += ["--cpus", ",".join(str(int(c)) for c in cpus)]
     listing = b"".join(os.fsencode(p) + b"\n" for p in missing)
     returncode, tail, errors = _run_passing_stderr(cmd, stdin=listing)
     if returncode == 2 and errors:  # the child's main() reported bad input in one line
