@@ -38,7 +38,8 @@ def augment_config(arm: Arm, cfg: BenefitConfig, *, size: int, threads: int, con
     nst = arm.method == "nst"
     return AugmentConfig(
         content=Path(content), styles=Path(styles) if nst and styles else None, out=Path(out),
-        method=arm.method, model=Path(model) if model else None, per_image=cfg.per_image, size=size, seed=cfg.seed,
+        method=arm.method, model=Path(model) if model else None, per_image=cfg.per_image,
+        size=size, seed=cfg.seed,
         n_styles=cfg.n_styles, iterations=cfg.iterations, weights=cfg.nst_weights,
         relevance=bool(arm.relevance),
         relevance_model=str(relevance_model) if relevance_model else "resnet50",

@@ -67,6 +67,12 @@ def gan_config(cfg: BenefitConfig, *, content: Path, out: Path, size: int, threa
     return WganConfig(**{**_WGAN[cfg.gan_preset], **common})
 
 
+def train_steps(cfg: BenefitConfig, size: int) -> int:
+    """Minibatches one class's GAN trains for (``--gan-steps``, else its trainer's length)."""
+    gcfg = gan_config(cfg, content=Path("."), out=Path("."), size=size, threads=1)
+    return int(getattr(gcfg, "total_steps", None) or gcfg.steps)
+
+
 def clear_stale(cfg: BenefitConfig, gan_dir: Path, *made_from_it: Path) -> None:
     """Remove ``gan_dir`` and the folders ``made_from_it`` unless ``gan_dir`` was made with
     this ``cfg``'s ``--gan*`` settings; then record them (before training: a killed run

@@ -19,8 +19,8 @@ from ..files import atomic_write_bytes
 from ..report import html as H
 from . import plots
 from .config import ARMS, REFERENCES, BenefitConfig
-from .gan_arm import arm_settings
 from .folds import IN_DOMAIN, Plan
+from .gan_arm import arm_settings
 from .layout import ReportDir
 from .statistics import METRIC_LABELS, METRICS, aggregate, power_note, summarize
 

@@ -65,14 +65,14 @@ class Unit:
 
 def _cost(setup: Setup, arm: str, per_fold_items: int) -> float:
     """Rough seconds: NST iterations dominate generation, epochs x images training, GAN
-    steps x classes (at the paper's length when ``--gan-steps`` is not given)."""
+    steps x classes."""
     a = ARMS[arm]
     per = setup.cfg.per_image * (setup.cfg.iterations / 50 if a.method == "nst" else 0.1)
     cost = per_fold_items * per * (setup.size / 64) ** 2
     if a.method == "gan":
-        steps = setup.cfg.gan_steps or 95_000
         side = gan_arm.gan_size(setup.size) / 64
-        cost += steps * 0.5 * len(setup.plan.class_names) * side ** 2
+        cost += (gan_arm.train_steps(setup.cfg, setup.size) * 0.5
+                 * len(setup.plan.class_names) * side ** 2)
     return cost
 
 

@@ -78,9 +78,8 @@ def train_wgan(cfg: WganConfig, ctx=None):
     n_classes = len(data.classes) if cfg.conditional else 0
 
     with contextlib.ExitStack() as held:
-        # Take the run folder (rank 0, before TensorFlow starts): lock, settings, then resume
-        # or start over.
-        # Start the ranks: GPU pinning, CPU threads; TensorFlow quiet unless verbose.
+        # Take the run folder (rank 0, before TensorFlow starts: lock, settings, resume or
+        # start over), then start the ranks (GPU pinning, CPU threads; TensorFlow quiet).
         ctx, log, state, stored, note = gan_files.start_ranks(
             rundir, cfg, JOB, gan_files.run_settings(cfg, data.fingerprint()), held, cfg.steps,
             "steps", ctx)
